@@ -1,0 +1,132 @@
+//! Configuration of the Pulsar publisher. Every field has a named default.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_PULSAR_URL: &str = "pulsar://127.0.0.1:6650";
+pub const DEFAULT_OPERATION_TIMEOUT_MS: u64 = 30_000;
+pub const DEFAULT_BATCHING: bool = true;
+pub const DEFAULT_BATCH_MAX_MESSAGES: u32 = 1_000;
+pub const DEFAULT_BATCH_MAX_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_BATCH_MAX_DELAY_MS: u64 = 10;
+
+/// How events are sent to Pulsar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PulsarConfig {
+    /// Broker service URL, `pulsar://host:6650` (env `PULSAR_URL`).
+    pub url: String,
+    /// How long a message may wait for its acknowledgement, resends included, before it
+    /// counts as failed and is published again from the first unacknowledged event.
+    pub operation_timeout_ms: u64,
+    /// Group messages into broker batches. The relay flushes at the end of every read
+    /// batch, so this adds no latency; it cuts the broker's per-message cost.
+    pub batching: bool,
+    /// Most messages in one broker batch.
+    pub batch_max_messages: u32,
+    /// Most bytes in one broker batch.
+    pub batch_max_bytes: usize,
+    /// Longest a message waits in a partly filled batch (only reached when the relay has
+    /// not flushed yet).
+    pub batch_max_delay_ms: u64,
+    /// `none`, `lz4` or `zstd` (the crate's Snappy is unreadable by Java consumers).
+    pub compression: Compression,
+}
+
+/// Payload compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Lz4,
+    Zstd,
+}
+
+impl Default for PulsarConfig {
+    fn default() -> Self {
+        PulsarConfig {
+            url: DEFAULT_PULSAR_URL.to_owned(),
+            operation_timeout_ms: DEFAULT_OPERATION_TIMEOUT_MS,
+            batching: DEFAULT_BATCHING,
+            batch_max_messages: DEFAULT_BATCH_MAX_MESSAGES,
+            batch_max_bytes: DEFAULT_BATCH_MAX_BYTES,
+            batch_max_delay_ms: DEFAULT_BATCH_MAX_DELAY_MS,
+            compression: Compression::None,
+        }
+    }
+}
+
+impl PulsarConfig {
+    /// Checks every field; the error names the field and what to do.
+    pub fn validate(&self) -> Result<(), String> {
+        let scheme_ok = self.url.starts_with("pulsar://") || self.url.starts_with("pulsar+ssl://");
+        let host = self
+            .url
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or("");
+        if !scheme_ok || host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!(
+                "pulsar.url {:?} is not a Pulsar service URL: use pulsar://host:6650",
+                self.url
+            ));
+        }
+        if !(100..=600_000).contains(&self.operation_timeout_ms) {
+            return Err(format!(
+                "pulsar.operation_timeout_ms = {} is out of range: use 100 to 600000",
+                self.operation_timeout_ms
+            ));
+        }
+        if !(1..=100_000).contains(&self.batch_max_messages) {
+            return Err(format!(
+                "pulsar.batch_max_messages = {} is out of range: use 1 to 100000",
+                self.batch_max_messages
+            ));
+        }
+        if !(1024..=5 * 1024 * 1024).contains(&self.batch_max_bytes) {
+            return Err(format!(
+                "pulsar.batch_max_bytes = {} is out of range: use 1024 to 5242880",
+                self.batch_max_bytes
+            ));
+        }
+        if !(1..=10_000).contains(&self.batch_max_delay_ms) {
+            return Err(format!(
+                "pulsar.batch_max_delay_ms = {} is out of range: use 1 to 10000",
+                self.batch_max_delay_ms
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn operation_timeout(&self) -> Duration {
+        Duration::from_millis(self.operation_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        PulsarConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let bad_url = PulsarConfig {
+            url: "http://x".into(),
+            ..Default::default()
+        };
+        assert!(bad_url.validate().unwrap_err().contains("pulsar.url"));
+        let zero_batch = PulsarConfig {
+            batch_max_messages: 0,
+            ..Default::default()
+        };
+        assert!(zero_batch
+            .validate()
+            .unwrap_err()
+            .contains("pulsar.batch_max_messages"));
+    }
+}

@@ -1,0 +1,135 @@
+//! Reading outbox events back from Pulsar: the consumer side of the message contract.
+//! Used by the tests, the demo and the load driver; services can use it too.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use pulsar::consumer::{ConsumerOptions, InitialPosition};
+use pulsar::{Consumer, Pulsar, SubType, TokioExecutor};
+
+use super::{full_topic_name, PROPERTY_EVENT_ID, PROPERTY_EVENT_TYPE, PROPERTY_SEQ};
+use crate::verify::Delivery;
+
+/// One outbox event as a consumer sees it.
+#[derive(Debug, Clone)]
+pub struct ReceivedEvent {
+    pub topic: String,
+    pub key: String,
+    pub seq: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: Vec<u8>,
+    /// Every property, the three above included.
+    pub properties: HashMap<String, String>,
+}
+
+impl ReceivedEvent {
+    pub fn delivery(&self) -> Delivery {
+        Delivery {
+            key: self.key.clone(),
+            seq: self.seq,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("cannot subscribe to {topic}: {reason}")]
+    Subscribe { topic: String, reason: String },
+    #[error("receiving from Pulsar failed: {0}")]
+    Receive(String),
+    #[error("message {message_id} is not an outbox event: {reason}")]
+    NotAnOutboxEvent { message_id: String, reason: String },
+}
+
+/// An exclusive subscription that acknowledges each message as it hands it out.
+pub struct EventConsumer {
+    consumer: Consumer<Vec<u8>, TokioExecutor>,
+}
+
+impl std::fmt::Debug for EventConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventConsumer").finish()
+    }
+}
+
+impl EventConsumer {
+    /// Subscribes to `topics` from the earliest retained message.
+    pub async fn subscribe(
+        client: &Pulsar<TokioExecutor>,
+        topics: &[&str],
+        subscription: &str,
+    ) -> Result<Self, ConsumeError> {
+        let names = topics
+            .iter()
+            .map(|t| full_topic_name(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConsumeError::Subscribe {
+                topic: topics.join(","),
+                reason: e.to_string(),
+            })?;
+        let consumer = client
+            .consumer()
+            .with_topics(&names)
+            .with_subscription(subscription)
+            .with_subscription_type(SubType::Exclusive)
+            .with_options(
+                ConsumerOptions::default().with_initial_position(InitialPosition::Earliest),
+            )
+            .build()
+            .await
+            .map_err(|e| ConsumeError::Subscribe {
+                topic: names.join(","),
+                reason: e.to_string(),
+            })?;
+        Ok(EventConsumer { consumer })
+    }
+
+    /// The next event, or `None` when nothing arrives within `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Result<Option<ReceivedEvent>, ConsumeError> {
+        let message = match tokio::time::timeout(wait, self.consumer.try_next()).await {
+            Err(_) => return Ok(None),
+            Ok(Err(e)) => return Err(ConsumeError::Receive(e.to_string())),
+            Ok(Ok(None)) => return Err(ConsumeError::Receive("the consumer stream ended".into())),
+            Ok(Ok(Some(message))) => message,
+        };
+        self.consumer
+            .ack(&message)
+            .await
+            .map_err(|e| ConsumeError::Receive(e.to_string()))?;
+        let message_id = format!("{:?}", message.message_id());
+        let properties: HashMap<String, String> = message
+            .metadata()
+            .properties
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+        let not_outbox = |reason: &str| ConsumeError::NotAnOutboxEvent {
+            message_id: message_id.clone(),
+            reason: reason.to_owned(),
+        };
+        let seq = properties
+            .get(PROPERTY_SEQ)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| not_outbox("no decimal `seq` property"))?;
+        let event_id = properties
+            .get(PROPERTY_EVENT_ID)
+            .cloned()
+            .ok_or_else(|| not_outbox("no `event_id` property"))?;
+        let event_type = properties
+            .get(PROPERTY_EVENT_TYPE)
+            .cloned()
+            .unwrap_or_default();
+        let key = message.key().ok_or_else(|| not_outbox("no key"))?;
+        Ok(Some(ReceivedEvent {
+            topic: message.topic.clone(),
+            key,
+            seq,
+            event_id,
+            event_type,
+            payload: message.payload.data.clone(),
+            properties,
+        }))
+    }
+}

@@ -1,0 +1,89 @@
+//! Errors of the Pulsar adapter. Driver errors are translated here, and only here.
+
+use std::time::Duration;
+
+/// A topic name Pulsar would reject.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum TopicError {
+    #[error(
+        "topic {0:?} is not a valid Pulsar topic name: use a short name of letters, digits and _-=:.% \
+         (mapped to persistent://public/default/<name>) or persistent://tenant/namespace/topic, without \"-partition-\""
+    )]
+    Invalid(String),
+}
+
+/// Why a publish did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Cannot reach the broker or build a client: retried with backoff.
+    #[error("cannot connect to Pulsar at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    /// A send or its acknowledgement failed: retried from the first unacknowledged event.
+    #[error("publishing to {topic} failed: {reason}")]
+    Send { topic: String, reason: String },
+    /// The broker will never accept events for this topic as configured (invalid name,
+    /// not authorised, topic absent with auto-creation off): the events are parked.
+    #[error("the broker refuses topic {topic}: {reason}")]
+    TopicRefused { topic: String, reason: String },
+    /// The broker did not acknowledge within the configured time.
+    #[error("no acknowledgement from Pulsar for {topic} within {0:?}", .timeout)]
+    Timeout { topic: String, timeout: Duration },
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+}
+
+impl PublishError {
+    /// True when retrying the same events can never succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            PublishError::TopicRefused { .. } | PublishError::Topic(_)
+        )
+    }
+
+    pub(crate) fn from_producer_creation(topic: &str, error: pulsar::Error) -> Self {
+        use pulsar::error::{ConnectionError, Error, ProducerError};
+        use pulsar::message::proto::ServerError;
+        let refused = |server_error: &Option<ServerError>| {
+            matches!(
+                server_error,
+                Some(
+                    ServerError::AuthorizationError
+                        | ServerError::AuthenticationError
+                        | ServerError::InvalidTopicName
+                        | ServerError::TopicNotFound
+                        | ServerError::NotAllowedError
+                        | ServerError::IncompatibleSchema
+                )
+            )
+        };
+        let permanent = match &error {
+            Error::Connection(ConnectionError::PulsarError(code, _)) => refused(code),
+            Error::Producer(ProducerError::Connection(ConnectionError::PulsarError(code, _))) => {
+                refused(code)
+            }
+            Error::ServiceDiscovery(pulsar::error::ServiceDiscoveryError::Query(code, _)) => {
+                refused(code)
+            }
+            _ => false,
+        };
+        if permanent {
+            PublishError::TopicRefused {
+                topic: topic.to_owned(),
+                reason: error.to_string(),
+            }
+        } else {
+            PublishError::Send {
+                topic: topic.to_owned(),
+                reason: error.to_string(),
+            }
+        }
+    }
+
+    pub(crate) fn from_send(topic: &str, error: pulsar::Error) -> Self {
+        PublishError::Send {
+            topic: topic.to_owned(),
+            reason: error.to_string(),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+DROP FUNCTION IF EXISTS outbox_enqueue_batch(text[], text[], text[], bytea[], jsonb[]);
+DROP FUNCTION IF EXISTS outbox_enqueue(text, text, text, bytea, jsonb);
+DROP FUNCTION IF EXISTS outbox_validate(text, text, text, bytea, jsonb);
+DROP FUNCTION IF EXISTS outbox_slot(text);
+DROP FUNCTION IF EXISTS outbox_key_hash(text);
+DROP FUNCTION IF EXISTS outbox_max_payload_bytes();
+DROP FUNCTION IF EXISTS outbox_slot_count();
+DROP TABLE IF EXISTS outbox_progress;
+DROP TABLE IF EXISTS outbox_parked;
+DROP TABLE IF EXISTS outbox_event;
+DROP SEQUENCE IF EXISTS outbox_seq;

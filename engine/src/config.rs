@@ -1,0 +1,274 @@
+//! Relay configuration: typed, every field documented, defaults as named constants,
+//! invalid values rejected at start with the field named.
+//!
+//! Sources, lowest precedence first: built-in defaults, a TOML file, environment
+//! variables, command-line flags (the binary applies the last two).
+
+use std::path::Path;
+use std::time::Duration;
+
+use outbox_adapters::PulsarConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::slots::SLOT_COUNT;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://outbox:outbox@127.0.0.1:55432/outbox";
+pub const DEFAULT_PARTITIONS: u32 = 4;
+pub const DEFAULT_BATCH_SIZE: u32 = 1_000;
+pub const DEFAULT_POOL_SIZE: u32 = 12;
+pub const DEFAULT_WAKEUP_INTERVAL_MS: u64 = 2;
+pub const DEFAULT_IDLE_POLL_MIN_MS: u64 = 1;
+pub const DEFAULT_IDLE_POLL_MAX_MS: u64 = 100;
+pub const DEFAULT_RETRY_BACKOFF_MIN_MS: u64 = 100;
+pub const DEFAULT_RETRY_BACKOFF_MAX_MS: u64 = 10_000;
+pub const DEFAULT_MAX_CONSECUTIVE_FAILURES: u32 = 5;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_WORKER_THREADS: usize = 2;
+
+/// Everything the relay needs to run.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// PostgreSQL URL (env `DATABASE_URL`). Never logged with its password.
+    pub database_url: String,
+    /// Partition actors; each owns a contiguous range of the 1024 key slots. More
+    /// partitions publish more in parallel; a key always stays in one partition.
+    pub partitions: u32,
+    /// Most events one partition reads and publishes per cycle; also its in-flight bound.
+    pub batch_size: u32,
+    /// Database connections for the relay (reads, acknowledgements, wake-up watcher).
+    pub pool_size: u32,
+    /// How often the wake-up watcher reads the outbox sequence to notice new events.
+    /// Writers never notify; this one cheap query replaces per-insert NOTIFY.
+    pub wakeup_interval_ms: u64,
+    /// After a wake-up that found nothing (the writer had not committed yet), a
+    /// partition looks again after this delay, doubling up to `idle_poll_max_ms`.
+    pub idle_poll_min_ms: u64,
+    /// Longest an idle partition waits before looking again without a wake-up (it
+    /// catches events committed long after their sequence number was drawn).
+    pub idle_poll_max_ms: u64,
+    /// First delay after a failed cycle (database or broker error), doubling.
+    pub retry_backoff_min_ms: u64,
+    /// Cap of that delay.
+    pub retry_backoff_max_ms: u64,
+    /// Failed cycles in a row after which a partition stops and the supervisor restarts
+    /// it with fresh connections and producers.
+    pub max_consecutive_failures: u32,
+    /// On shutdown, how long to wait for in-flight acknowledgements. Events not
+    /// acknowledged by then stay pending and are published again after restart.
+    pub shutdown_timeout_ms: u64,
+    /// Threads of the relay's tokio runtime (I/O, encoding); actors run on one more.
+    pub worker_threads: usize,
+    /// The broker.
+    pub pulsar: PulsarConfig,
+}
+
+impl std::fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayConfig")
+            .field(
+                "database_url",
+                &crate::store::redact_url(&self.database_url),
+            )
+            .field("partitions", &self.partitions)
+            .field("batch_size", &self.batch_size)
+            .field("pool_size", &self.pool_size)
+            .field("wakeup_interval_ms", &self.wakeup_interval_ms)
+            .field("idle_poll_min_ms", &self.idle_poll_min_ms)
+            .field("idle_poll_max_ms", &self.idle_poll_max_ms)
+            .field("retry_backoff_min_ms", &self.retry_backoff_min_ms)
+            .field("retry_backoff_max_ms", &self.retry_backoff_max_ms)
+            .field("max_consecutive_failures", &self.max_consecutive_failures)
+            .field("shutdown_timeout_ms", &self.shutdown_timeout_ms)
+            .field("worker_threads", &self.worker_threads)
+            .field("pulsar", &self.pulsar)
+            .finish()
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            partitions: DEFAULT_PARTITIONS,
+            batch_size: DEFAULT_BATCH_SIZE,
+            pool_size: DEFAULT_POOL_SIZE,
+            wakeup_interval_ms: DEFAULT_WAKEUP_INTERVAL_MS,
+            idle_poll_min_ms: DEFAULT_IDLE_POLL_MIN_MS,
+            idle_poll_max_ms: DEFAULT_IDLE_POLL_MAX_MS,
+            retry_backoff_min_ms: DEFAULT_RETRY_BACKOFF_MIN_MS,
+            retry_backoff_max_ms: DEFAULT_RETRY_BACKOFF_MAX_MS,
+            max_consecutive_failures: DEFAULT_MAX_CONSECUTIVE_FAILURES,
+            shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            worker_threads: DEFAULT_WORKER_THREADS,
+            pulsar: PulsarConfig::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the field or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("config file {path} is invalid: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::Invalid(format!(
+            "{field} = {value} is out of range: use {min} to {max}"
+        )));
+    }
+    Ok(())
+}
+
+impl RelayConfig {
+    /// Reads a TOML file on top of the defaults. Unknown keys are errors.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text).map_err(|reason| ConfigError::Parse {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match url::Url::parse(&self.database_url) {
+            Ok(url) if matches!(url.scheme(), "postgres" | "postgresql") && url.host().is_some() => {}
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "database_url {} is not a PostgreSQL URL: use postgres://user:password@host:port/database",
+                    crate::store::redact_url(&self.database_url)
+                )))
+            }
+        }
+        check_range("partitions", self.partitions, 1, SLOT_COUNT as u32)?;
+        check_range("batch_size", self.batch_size, 1, 100_000)?;
+        check_range("pool_size", self.pool_size, 2, 1_000)?;
+        check_range("wakeup_interval_ms", self.wakeup_interval_ms, 1, 60_000)?;
+        check_range("idle_poll_min_ms", self.idle_poll_min_ms, 1, 60_000)?;
+        check_range(
+            "idle_poll_max_ms",
+            self.idle_poll_max_ms,
+            self.idle_poll_min_ms,
+            600_000,
+        )?;
+        check_range("retry_backoff_min_ms", self.retry_backoff_min_ms, 1, 60_000)?;
+        check_range(
+            "retry_backoff_max_ms",
+            self.retry_backoff_max_ms,
+            self.retry_backoff_min_ms,
+            3_600_000,
+        )?;
+        check_range(
+            "max_consecutive_failures",
+            self.max_consecutive_failures,
+            1,
+            1_000,
+        )?;
+        check_range(
+            "shutdown_timeout_ms",
+            self.shutdown_timeout_ms,
+            0,
+            3_600_000,
+        )?;
+        check_range("worker_threads", self.worker_threads, 1, 256)?;
+        self.pulsar.validate().map_err(ConfigError::Invalid)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        RelayConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_keys() {
+        let config =
+            RelayConfig::from_toml("partitions = 8\n[pulsar]\nbatching = false\n").unwrap();
+        assert_eq!(config.partitions, 8);
+        assert!(!config.pulsar.batching);
+        assert_eq!(config.batch_size, DEFAULT_BATCH_SIZE);
+        let error = RelayConfig::from_toml("partitons = 8\n").unwrap_err();
+        assert!(error.contains("partitons"), "{error}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_field() {
+        let cases = [
+            (
+                RelayConfig {
+                    partitions: 0,
+                    ..Default::default()
+                },
+                "partitions",
+            ),
+            (
+                RelayConfig {
+                    partitions: 5000,
+                    ..Default::default()
+                },
+                "partitions",
+            ),
+            (
+                RelayConfig {
+                    batch_size: 0,
+                    ..Default::default()
+                },
+                "batch_size",
+            ),
+            (
+                RelayConfig {
+                    database_url: "mysql://x".into(),
+                    ..Default::default()
+                },
+                "database_url",
+            ),
+            (
+                RelayConfig {
+                    database_url: "not a url".into(),
+                    ..Default::default()
+                },
+                "database_url",
+            ),
+        ];
+        for (config, field) in cases {
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains(field), "{field}: {message}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let config = RelayConfig {
+            database_url: "postgres://u:hunter2@db/x".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,111 @@
+//! The fixed hash space of key slots, and how partitions divide it.
+//!
+//! A key's slot is computed in PostgreSQL (`outbox_slot(key)`), by every writer the same
+//! way, so the relay never hashes keys itself. Partitions own contiguous, disjoint slot
+//! ranges that together cover `0..SLOT_COUNT`; a key therefore always belongs to exactly
+//! one partition, which is what keeps its events in order.
+
+use std::fmt;
+
+/// Number of slots; must equal the SQL function `outbox_slot_count()` (checked at start).
+pub const SLOT_COUNT: i32 = 1024;
+
+/// An inclusive range of slots owned by one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SlotRange {
+    pub start: i32,
+    pub end: i32,
+}
+
+impl fmt::Display for SlotRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.start, self.end)
+    }
+}
+
+impl SlotRange {
+    pub fn len(&self) -> i32 {
+        self.end - self.start + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() <= 0
+    }
+
+    pub fn contains(&self, slot: i32) -> bool {
+        (self.start..=self.end).contains(&slot)
+    }
+
+    /// Where the next read starts after a batch that ended at `last_slot`.
+    ///
+    /// A full batch may have left rows in `last_slot`; moving on to the next slot (and
+    /// wrapping) lets every slot of the range be served in turn, so one hot key cannot
+    /// starve the others. The rows left behind are read on the next turn, from their
+    /// lowest pending sequence number, so their order is untouched.
+    pub fn next_start(&self, last_slot: i32) -> i32 {
+        if last_slot >= self.end || last_slot < self.start {
+            self.start
+        } else {
+            last_slot + 1
+        }
+    }
+}
+
+/// Splits the slot space into `partitions` contiguous ranges of near-equal size.
+///
+/// `partitions` must be between 1 and [`SLOT_COUNT`]; the config layer enforces it.
+pub fn split(partitions: u32) -> Vec<SlotRange> {
+    let partitions = partitions.clamp(1, SLOT_COUNT as u32) as i32;
+    let base = SLOT_COUNT / partitions;
+    let extra = SLOT_COUNT % partitions;
+    let mut start = 0;
+    (0..partitions)
+        .map(|i| {
+            let len = base + i32::from(i < extra);
+            let range = SlotRange {
+                start,
+                end: start + len - 1,
+            };
+            start += len;
+            range
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_every_slot_exactly_once() {
+        for partitions in [1, 2, 3, 4, 7, 8, 16, 100, 1023, 1024] {
+            let ranges = split(partitions);
+            assert_eq!(ranges.len(), partitions as usize);
+            let mut expected = 0;
+            for range in &ranges {
+                assert_eq!(range.start, expected, "gap or overlap at {partitions}");
+                assert!(!range.is_empty());
+                expected = range.end + 1;
+            }
+            assert_eq!(expected, SLOT_COUNT);
+            let sizes: Vec<i32> = ranges.iter().map(SlotRange::len).collect();
+            let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(max - min <= 1, "uneven split for {partitions}: {sizes:?}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_partition_counts_are_clamped() {
+        assert_eq!(split(0).len(), 1);
+        assert_eq!(split(5000).len(), SLOT_COUNT as usize);
+    }
+
+    #[test]
+    fn next_start_rotates_and_wraps() {
+        let range = SlotRange { start: 10, end: 20 };
+        assert_eq!(range.next_start(10), 11);
+        assert_eq!(range.next_start(19), 20);
+        assert_eq!(range.next_start(20), 10);
+        assert_eq!(range.next_start(3), 10);
+    }
+}

@@ -1,0 +1,58 @@
+//! Embedded, versioned migrations. Safe to run from several processes at once: a
+//! session advisory lock serialises them, and applied versions are skipped.
+
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::AsyncPgConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::StoreError;
+use crate::slots::SLOT_COUNT;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+/// Advisory lock id held while migrating ("outbox" in ASCII).
+const MIGRATION_LOCK_ID: i64 = 0x006f_7574_626f_78;
+
+/// Applies every pending migration; returns the versions applied now.
+pub async fn migrate(database_url: &str) -> Result<Vec<String>, StoreError> {
+    let url = database_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use diesel::Connection as _;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")),
+            &mut conn,
+        )?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map(|versions| versions.iter().map(|v| v.to_string()).collect())
+            .map_err(|e| StoreError::Schema(format!("migration failed: {e}")));
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")),
+            &mut conn,
+        )?;
+        applied
+    })
+    .await
+    .map_err(|e| StoreError::Query(format!("migration task failed: {e}")))?
+}
+
+#[derive(diesel::QueryableByName)]
+struct SlotCount {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    slots: i32,
+}
+
+/// Fails unless the schema is migrated and agrees with this build on the slot count.
+pub async fn check_schema(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
+    use diesel_async::RunQueryDsl;
+    let found: SlotCount = diesel::sql_query("SELECT outbox_slot_count() AS slots")
+        .get_result(conn)
+        .await?;
+    if found.slots != SLOT_COUNT {
+        return Err(StoreError::Schema(format!(
+            "the database uses {} slots but this build expects {SLOT_COUNT}",
+            found.slots
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! Everything the engine says to PostgreSQL: the pool, migrations, the relay's reads and
+//! acknowledgements, parking, and status. SQL lives here and nowhere else.
+//!
+//! Contract of the relay queries:
+//! - [`read_batch`] returns pending events of a slot range ordered by slot, then sequence
+//!   number. It keeps no sequence cursor: each read starts at the lowest pending row of
+//!   every slot it visits, so an event that committed late is found.
+//! - [`acknowledge`] deletes the published rows and advances the range's progress row in
+//!   one statement. Its commit is asynchronous (`synchronous_commit = off` on relay
+//!   connections): losing it in a database crash only republishes those rows.
+
+mod error;
+mod migrate;
+mod relay_queries;
+mod status;
+
+use std::time::Duration;
+
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures::FutureExt;
+
+pub use error::StoreError;
+pub use migrate::{check_schema, migrate};
+pub use relay_queries::{acknowledge, park, read_batch, sequence_last_value, EventRow};
+pub use status::{status, RangeProgress, Status};
+
+/// A pool of PostgreSQL connections.
+pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// How relay connections are set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// The relay's own: asynchronous commit for acknowledgements (a lost ack only
+    /// republishes), and a recognisable application name.
+    Relay,
+    /// Plain connections, for tools and tests.
+    Plain,
+}
+
+/// Builds a pool. Connections are opened lazily; the first failure shows on first use.
+pub async fn pool(url: &str, size: u32, kind: SessionKind) -> Result<Pool, StoreError> {
+    let mut config = ManagerConfig::default();
+    if kind == SessionKind::Relay {
+        config.custom_setup = Box::new(|url| {
+            let url = url.to_owned();
+            async move {
+                let mut conn = AsyncPgConnection::establish(&url).await?;
+                diesel::sql_query(
+                    "SET synchronous_commit = off; SET application_name = 'outbox-relay'",
+                )
+                .execute(&mut conn)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            }
+            .boxed()
+        });
+    }
+    let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+    let pool = bb8::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    Ok(pool)
+}
+
+/// Opens one connection, for callers that do not need a pool.
+pub async fn connect(url: &str) -> Result<AsyncPgConnection, StoreError> {
+    Ok(AsyncPgConnection::establish(url).await?)
+}
+
+/// Hides the password of a database URL, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparsable url>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        let shown = redact_url("postgres://outbox:secret@127.0.0.1:5432/outbox");
+        assert!(!shown.contains("secret"));
+        assert!(shown.contains("127.0.0.1:5432"));
+        assert_eq!(redact_url("not a url"), "<unparsable url>");
+    }
+}

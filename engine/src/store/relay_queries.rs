@@ -1,0 +1,147 @@
+//! The relay's hot queries: read a batch, acknowledge it, park a poison event.
+
+use diesel::sql_types::{Array, BigInt, Bytea, Integer, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::StoreError;
+use crate::slots::SlotRange;
+
+/// One pending outbox row.
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct EventRow {
+    #[diesel(sql_type = Integer)]
+    pub slot: i32,
+    #[diesel(sql_type = BigInt)]
+    pub seq: i64,
+    #[diesel(sql_type = Text)]
+    pub key: String,
+    #[diesel(sql_type = Text)]
+    pub topic: String,
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    #[diesel(sql_type = Bytea)]
+    pub payload: Vec<u8>,
+    /// The headers object as JSON text.
+    #[diesel(sql_type = Text)]
+    pub headers: String,
+    #[diesel(sql_type = Text)]
+    pub event_id: String,
+}
+
+const READ_SQL: &str =
+    "SELECT slot, seq, key, topic, event_type, payload, headers::text AS headers, \
+     event_id::text AS event_id FROM outbox_event \
+     WHERE slot >= $1 AND slot <= $2 ORDER BY slot, seq LIMIT $3";
+
+async fn read_slots(
+    conn: &mut AsyncPgConnection,
+    first: i32,
+    last: i32,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    Ok(diesel::sql_query(READ_SQL)
+        .bind::<Integer, _>(first)
+        .bind::<Integer, _>(last)
+        .bind::<BigInt, _>(limit)
+        .load(conn)
+        .await?)
+}
+
+/// Reads up to `limit` pending events of `range`, visiting slots from `start` to the end
+/// of the range, then from its beginning: per slot in sequence order, which per key is
+/// commit order.
+pub async fn read_batch(
+    conn: &mut AsyncPgConnection,
+    range: SlotRange,
+    start: i32,
+    limit: usize,
+) -> Result<Vec<EventRow>, StoreError> {
+    let start = if range.contains(start) {
+        start
+    } else {
+        range.start
+    };
+    let mut rows = read_slots(conn, start, range.end, limit as i64).await?;
+    if rows.len() < limit && start > range.start {
+        let rest = read_slots(conn, range.start, start - 1, (limit - rows.len()) as i64).await?;
+        rows.extend(rest);
+    }
+    Ok(rows)
+}
+
+/// Deletes published rows and advances the progress of `range`, in one statement.
+pub async fn acknowledge(
+    conn: &mut AsyncPgConnection,
+    range: SlotRange,
+    published: &[(i32, i64)],
+) -> Result<(), StoreError> {
+    if published.is_empty() {
+        return Ok(());
+    }
+    let (slots, seqs): (Vec<i32>, Vec<i64>) = published.iter().copied().unzip();
+    diesel::sql_query(
+        "WITH gone AS ( \
+           DELETE FROM outbox_event e USING unnest($1::int[], $2::bigint[]) AS a(slot, seq) \
+           WHERE e.slot = a.slot AND e.seq = a.seq RETURNING e.seq) \
+         INSERT INTO outbox_progress AS p (range_start, range_end, last_seq, published_total, updated_at) \
+         SELECT $3, $4, coalesce(max(seq), 0), count(*), now() FROM gone \
+         ON CONFLICT (range_start, range_end) DO UPDATE SET \
+           last_seq = greatest(p.last_seq, excluded.last_seq), \
+           published_total = p.published_total + excluded.published_total, \
+           updated_at = now()",
+    )
+    .bind::<Array<Integer>, _>(slots)
+    .bind::<Array<BigInt>, _>(seqs)
+    .bind::<Integer, _>(range.start)
+    .bind::<Integer, _>(range.end)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves one event that can never be published to `outbox_parked`, with the reason.
+pub async fn park(
+    conn: &mut AsyncPgConnection,
+    range: SlotRange,
+    slot: i32,
+    seq: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    diesel::sql_query(
+        "WITH moved AS ( \
+           DELETE FROM outbox_event WHERE slot = $1 AND seq = $2 RETURNING *), \
+         parked AS ( \
+           INSERT INTO outbox_parked (slot, seq, key, topic, event_type, payload, headers, event_id, created_at, reason) \
+           SELECT slot, seq, key, topic, event_type, payload, headers, event_id, created_at, $3 FROM moved \
+           RETURNING seq) \
+         INSERT INTO outbox_progress AS p (range_start, range_end, parked_total, updated_at) \
+         SELECT $4, $5, count(*), now() FROM parked \
+         ON CONFLICT (range_start, range_end) DO UPDATE SET \
+           parked_total = p.parked_total + excluded.parked_total, updated_at = now()",
+    )
+    .bind::<Integer, _>(slot)
+    .bind::<BigInt, _>(seq)
+    .bind::<Text, _>(reason)
+    .bind::<Integer, _>(range.start)
+    .bind::<Integer, _>(range.end)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct LastValue {
+    #[diesel(sql_type = BigInt)]
+    last_value: i64,
+}
+
+/// The last sequence number handed out (committed or not). Cheap: it reads the
+/// sequence, not the table; the relay's wake-up watcher polls it.
+pub async fn sequence_last_value(conn: &mut AsyncPgConnection) -> Result<i64, StoreError> {
+    let row: LastValue = diesel::sql_query(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS last_value FROM outbox_seq",
+    )
+    .get_result(conn)
+    .await?;
+    Ok(row.last_value)
+}

@@ -1,0 +1,249 @@
+//! Bad input gets a clear error naming what was wrong, and loses or half-writes nothing.
+
+mod support;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::Duration;
+
+use diesel::sql_types::{Bytea, Text};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use outbox_engine::enqueue::MAX_PAYLOAD_BYTES;
+use outbox_engine::{enqueue, enqueue_batch, EnqueueError, NewEvent, Relay, StoreError};
+use support::*;
+
+fn invalid_field(result: Result<i64, EnqueueError>) -> &'static str {
+    match result {
+        Err(EnqueueError::Invalid { field, .. }) => field,
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rust_enqueue_rejects_each_bad_field_and_writes_nothing() {
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    let good = NewEvent::new("k", "orders", "Placed", b"x".to_vec());
+    let cases = [
+        (
+            NewEvent {
+                key: String::new(),
+                ..good.clone()
+            },
+            "key",
+        ),
+        (
+            NewEvent {
+                topic: "no spaces allowed".into(),
+                ..good.clone()
+            },
+            "topic",
+        ),
+        (
+            NewEvent {
+                topic: "persistent://only-two/parts".into(),
+                ..good.clone()
+            },
+            "topic",
+        ),
+        (
+            NewEvent {
+                event_type: String::new(),
+                ..good.clone()
+            },
+            "event_type",
+        ),
+        (
+            NewEvent {
+                payload: vec![0; MAX_PAYLOAD_BYTES + 1],
+                ..good.clone()
+            },
+            "payload",
+        ),
+        (good.clone().with_header("event_id", "mine"), "headers"),
+    ];
+    for (event, field) in cases {
+        assert_eq!(invalid_field(enqueue(&mut conn, &event).await), field);
+    }
+    let batch = vec![
+        good.clone(),
+        NewEvent {
+            key: String::new(),
+            ..good.clone()
+        },
+    ];
+    assert!(matches!(
+        enqueue_batch(&mut conn, &batch).await,
+        Err(EnqueueError::Invalid { field: "key", .. })
+    ));
+    assert_eq!(
+        pending_count(&mut conn).await,
+        0,
+        "a rejected event was written"
+    );
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn sql_function_rejects_bad_input_with_named_field() {
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    let call = |key: &str, topic: &str, payload: Vec<u8>| {
+        diesel::sql_query("SELECT outbox_enqueue($1, $2, 'Placed', $3)")
+            .bind::<Text, _>(key.to_owned())
+            .bind::<Text, _>(topic.to_owned())
+            .bind::<Bytea, _>(payload)
+    };
+    let cases = [
+        (call("", "orders", vec![1]), "key must not be empty"),
+        (
+            call("k", "bad topic", vec![1]),
+            "is not a valid Pulsar topic name",
+        ),
+        (
+            call("k", "orders", vec![0; MAX_PAYLOAD_BYTES + 1]),
+            "exceeds the limit",
+        ),
+    ];
+    for (query, expected) in cases {
+        let error = StoreError::from(query.execute(&mut conn).await.unwrap_err());
+        assert!(matches!(error, StoreError::Rejected { .. }), "{error:?}");
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+    // Inside a transaction, the failure takes the business write down with it.
+    let result: Result<(), diesel::result::Error> = conn
+        .transaction(async |conn| {
+            diesel::sql_query("CREATE TABLE biz (id int)")
+                .execute(conn)
+                .await?;
+            diesel::sql_query("SELECT outbox_enqueue('', 'orders', 'Placed', '\\x00'::bytea)")
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await;
+    assert!(result.is_err());
+    assert!(
+        diesel::sql_query("SELECT * FROM biz")
+            .execute(&mut conn)
+            .await
+            .is_err(),
+        "half-written transaction"
+    );
+    assert_eq!(pending_count(&mut conn).await, 0);
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_the_broker_refuses_is_parked_without_blocking_other_keys() {
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("parking");
+    let mut subscription = subscribe(&[&topic]).await;
+    let mut conn = db.connect().await;
+    // Same partition as the good events (one partition), enqueued before them.
+    let refused = enqueue(
+        &mut conn,
+        &NewEvent::new(
+            "poison",
+            "persistent://no-such-tenant/no-such-ns/t",
+            "X",
+            b"p".to_vec(),
+        ),
+    )
+    .await
+    .unwrap();
+    let mut good = HashSet::new();
+    for i in 0..50 {
+        good.insert(
+            enqueue(
+                &mut conn,
+                &NewEvent::new(format!("k{i}"), topic.as_str(), "Y", b"g".to_vec()),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let mut config = db.relay_config();
+    config.partitions = 1;
+    config.pulsar.operation_timeout_ms = 5_000;
+    let relay = Relay::start(config).expect("relay start");
+    subscription
+        .collect_until_seen(&good, Duration::from_secs(90))
+        .await;
+    assert!(
+        subscription.ledger.missing(&good).is_empty(),
+        "a refused topic blocked other keys"
+    );
+
+    #[derive(diesel::QueryableByName)]
+    struct Parked {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+        #[diesel(sql_type = Text)]
+        reason: String,
+    }
+    let parked: Vec<Parked> = diesel::sql_query("SELECT seq, reason FROM outbox_parked")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].seq, refused);
+    assert!(
+        parked[0].reason.contains("no-such-tenant"),
+        "reason: {}",
+        parked[0].reason
+    );
+    assert_eq!(pending_count(&mut conn).await, 0);
+    relay.shutdown().await.unwrap();
+    db.drop_now().await;
+}
+
+fn relay_command(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("PULSAR_URL")
+        .output()
+        .expect("cannot run outbox-relay");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn binary_rejects_bad_configuration_naming_the_field() {
+    let dir = std::env::temp_dir().join(unique("cfg"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let unknown = dir.join("unknown.toml");
+    std::fs::write(&unknown, "partitons = 4\n").unwrap();
+    let (ok, stderr) = relay_command(&["--config", unknown.to_str().unwrap(), "status"]);
+    assert!(!ok && stderr.contains("partitons"), "{stderr}");
+
+    let (ok, stderr) = relay_command(&["--partitions", "0", "status"]);
+    assert!(!ok && stderr.contains("partitions"), "{stderr}");
+    let (ok, stderr) = relay_command(&["--partitions", "100000", "status"]);
+    assert!(!ok && stderr.contains("partitions"), "{stderr}");
+    let (ok, stderr) = relay_command(&["--database-url", "not a url", "status"]);
+    assert!(!ok && stderr.contains("database_url"), "{stderr}");
+    let (ok, stderr) = relay_command(&["--pulsar-url", "http://x:1", "status"]);
+    assert!(!ok && stderr.contains("pulsar.url"), "{stderr}");
+    let (ok, stderr) = relay_command(&["--config", "/no/such/file.toml", "status"]);
+    assert!(!ok && stderr.contains("/no/such/file.toml"), "{stderr}");
+}
+
+#[test]
+fn migrate_against_unreachable_database_exits_non_zero_with_reason() {
+    let (ok, stderr) = relay_command(&[
+        "--database-url",
+        "postgres://u:secret@127.0.0.1:1/db",
+        "migrate",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("unreachable") && stderr.contains("127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "password leaked: {stderr}");
+}

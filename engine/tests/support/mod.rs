@@ -1,0 +1,223 @@
+//! Shared helpers for the integration tests. They run against the real PostgreSQL and
+//! Pulsar that `make services` starts (or those named by DATABASE_URL / PULSAR_URL), and
+//! fail, naming the service, when one cannot be reached.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use outbox_adapters::pulsar::{EventConsumer, ReceivedEvent};
+use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
+use outbox_adapters::verify::DeliveryLedger;
+use outbox_engine::RelayConfig;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://outbox:outbox@127.0.0.1:55432/outbox";
+pub const DEFAULT_PULSAR_URL: &str = "pulsar://127.0.0.1:6650";
+
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
+}
+
+pub fn pulsar_url() -> String {
+    std::env::var("PULSAR_URL").unwrap_or_else(|_| DEFAULT_PULSAR_URL.to_owned())
+}
+
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 10_000_000_000)
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("DATABASE_URL is not a URL");
+    parsed.set_path(&format!("/{database}"));
+    parsed.to_string()
+}
+
+/// A throwaway database, migrated, dropped by [`TestDb::drop_now`].
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let admin_url = database_url();
+        let mut admin = AsyncPgConnection::establish(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                "PostgreSQL is not reachable at {} ({e}): run `make services` or set DATABASE_URL",
+                outbox_engine::store::redact_url(&admin_url)
+            )
+            });
+        let name = unique("outbox_t");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("cannot create a test database: the role needs CREATEDB");
+        let url = with_database(&admin_url, &name);
+        outbox_engine::migrate(&url)
+            .await
+            .expect("migration failed");
+        TestDb { name, url }
+    }
+
+    pub async fn connect(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("cannot connect to the test database")
+    }
+
+    pub async fn drop_now(self) {
+        if let Ok(mut admin) = AsyncPgConnection::establish(&database_url()).await {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+
+    pub fn relay_config(&self) -> RelayConfig {
+        let mut config = RelayConfig {
+            database_url: self.url.clone(),
+            partitions: 4,
+            shutdown_timeout_ms: 20_000,
+            ..Default::default()
+        };
+        config.pulsar.url = pulsar_url();
+        config
+    }
+}
+
+pub async fn pulsar() -> Pulsar<TokioExecutor> {
+    let url = pulsar_url();
+    Pulsar::builder(url.clone(), TokioExecutor)
+        .build()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("Pulsar is not reachable at {url} ({e}): run `make services` or set PULSAR_URL")
+        })
+}
+
+/// A durable subscription that survives broker restarts: on a receive error it
+/// subscribes again under the same name and goes on from the broker's cursor.
+pub struct Subscription {
+    topics: Vec<String>,
+    name: String,
+    consumer: EventConsumer,
+    pub ledger: DeliveryLedger,
+    pub events: Vec<ReceivedEvent>,
+    pub resubscribes: u32,
+}
+
+pub async fn subscribe(topics: &[&str]) -> Subscription {
+    let name = unique("sub");
+    let consumer = open_consumer(topics, &name).await;
+    Subscription {
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        name,
+        consumer,
+        ledger: DeliveryLedger::default(),
+        events: Vec::new(),
+        resubscribes: 0,
+    }
+}
+
+async fn open_consumer(topics: &[&str], name: &str) -> EventConsumer {
+    let client = pulsar().await;
+    EventConsumer::subscribe(&client, topics, name)
+        .await
+        .expect("cannot subscribe")
+}
+
+impl Subscription {
+    async fn next(&mut self, wait: Duration) -> Option<ReceivedEvent> {
+        loop {
+            match self.consumer.next(wait).await {
+                Ok(event) => return event,
+                Err(error) => {
+                    assert!(self.resubscribes < 50, "consumer keeps failing: {error}");
+                    self.resubscribes += 1;
+                    tracing::warn!(%error, "consumer failed; subscribing again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+                    let client = Pulsar::builder(pulsar_url(), TokioExecutor).build().await;
+                    if let Ok(client) = client {
+                        if let Ok(consumer) =
+                            EventConsumer::subscribe(&client, &topics, &self.name).await
+                        {
+                            self.consumer = consumer;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads until every `expected` sequence number was seen, or nothing new arrived for
+    /// `idle` (the caller then fails on what is missing).
+    pub async fn collect_until_seen(&mut self, expected: &HashSet<i64>, idle: Duration) {
+        let mut last_new = Instant::now();
+        while expected.iter().any(|seq| !self.ledger.has_seen(*seq)) && last_new.elapsed() < idle {
+            if let Some(event) = self.next(Duration::from_millis(500)).await {
+                if !self.ledger.has_seen(event.seq) {
+                    last_new = Instant::now();
+                }
+                self.ledger.record(event.delivery());
+                self.events.push(event);
+            }
+        }
+    }
+
+    /// Reads until at least `count` distinct events arrived (or `idle` without news).
+    pub async fn collect_at_least(&mut self, count: usize, idle: Duration) {
+        let mut last_new = Instant::now();
+        while self.ledger.distinct() < count && last_new.elapsed() < idle {
+            if let Some(event) = self.next(Duration::from_millis(500)).await {
+                if !self.ledger.has_seen(event.seq) {
+                    last_new = Instant::now();
+                }
+                self.ledger.record(event.delivery());
+                self.events.push(event);
+            }
+        }
+    }
+
+    /// Keeps reading until nothing arrives for `quiet`, to catch stragglers (events that
+    /// must not exist, duplicates).
+    pub async fn drain(&mut self, quiet: Duration) {
+        while let Some(event) = self.next(quiet).await {
+            self.ledger.record(event.delivery());
+            self.events.push(event);
+        }
+    }
+}
+
+pub async fn pending_count(conn: &mut AsyncPgConnection) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let row: Count = diesel::sql_query("SELECT count(*) AS n FROM outbox_event")
+        .get_result(conn)
+        .await
+        .expect("count failed");
+    row.n
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,outbox_engine=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
