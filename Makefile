@@ -1,0 +1,54 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both install what is missing (Debian packages, the Pulsar distribution from Maven
+# Central) and start PostgreSQL and Pulsar on 127.0.0.1, unless DATABASE_URL / PULSAR_URL
+# point at services of your own.
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+
+include mk/services.mk
+
+.PHONY: all toolchain build test unit-test integration-test demo migrate status relay lint fmt bench load tune clean
+
+all: build
+
+toolchain:
+	@scripts/toolchain.sh
+
+build: toolchain
+	$(CARGO) build --workspace --all-targets
+
+## The whole suite: unit tests, then integration tests against the real services.
+test: toolchain services
+	@$(SERVICES_ENV); $(CARGO) test --workspace --no-fail-fast -- --nocapture
+
+## Unit tests only (no services needed).
+unit-test: toolchain
+	$(CARGO) test --workspace --lib --bins
+
+## Starts the services, migrates, runs the relay embedded in a small writer service and
+## shows events flowing from PostgreSQL to Pulsar with a live count.
+demo: toolchain services
+	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-examples --bin demo
+
+migrate: toolchain services
+	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-engine --bin outbox-relay -- migrate
+
+status: toolchain services
+	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-engine --bin outbox-relay -- status
+
+## The standalone relay in the foreground (Ctrl-C stops it gracefully).
+relay: toolchain services
+	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-engine --bin outbox-relay -- migrate && \
+	  $(CARGO) run --release -q -p outbox-engine --bin outbox-relay -- run
+
+lint: toolchain
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
