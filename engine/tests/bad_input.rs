@@ -1,5 +1,7 @@
 //! Bad input gets a clear error naming what was wrong, and loses or half-writes nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashSet;

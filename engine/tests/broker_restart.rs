@@ -3,6 +3,8 @@
 //! `scripts/services/pulsar.sh restart`; a broker of your own (PULSAR_URL set) cannot be
 //! restarted by the test, which then fails saying so.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashSet;

@@ -1,6 +1,8 @@
 //! The relay process killed with SIGKILL in the middle of a stream, then started again,
 //! twice: nothing lost, per-key order holds; duplicates are counted and reported.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashSet;

@@ -1,6 +1,8 @@
 //! First end to end: a committed event reaches Pulsar with the message contract; a
 //! rolled-back one never does.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashSet;

@@ -7,6 +7,8 @@
 //! bumps a per-key `version` row (a row lock held to commit) and puts the version in the
 //! payload, so per key the payloads must arrive as exactly 1, 2, 3, ... .
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

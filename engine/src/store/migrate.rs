@@ -10,7 +10,7 @@ use crate::slots::SLOT_COUNT;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// Advisory lock id held while migrating ("outbox" in ASCII).
-const MIGRATION_LOCK_ID: i64 = 0x006f_7574_626f_78;
+const MIGRATION_LOCK_ID: i64 = 0x6f75_7462_6f78;
 
 /// Applies every pending migration; returns the versions applied now.
 pub async fn migrate(database_url: &str) -> Result<Vec<String>, StoreError> {

@@ -3,6 +3,8 @@
 //! fail, naming the service, when one cannot be reached.
 #![allow(dead_code)]
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
