@@ -87,8 +87,14 @@ impl Relay {
                 let supervisor =
                     runner.block_on(async move { Supervisor::new(config, thread_stats).start() });
                 let _ = tx.send((actix_rt::System::current(), supervisor));
-                if let Err(error) = runner.run() {
-                    tracing::error!(%error, "relay system ended with an error");
+                // After a kill, client objects dropped with the runtime may panic while
+                // closing; the relay is going away then, so this is contained here.
+                let ended =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || runner.run()));
+                match ended {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::error!(%error, "relay system ended with an error"),
+                    Err(_) => tracing::warn!("relay system panicked while stopping"),
                 }
             })
             .map_err(|e| RelayError::Start(e.to_string()))?;

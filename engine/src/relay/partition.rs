@@ -104,6 +104,22 @@ impl Partition {
         Duration::from_millis(delay.min(self.config.retry_backoff_max_ms))
     }
 
+    /// Closes the producers (waiting for anything they still hold) before stopping: a
+    /// producer dropped after the runtime is gone cannot close itself.
+    fn stop_with(&mut self, reason: StopReason, ctx: &mut Context<Self>) {
+        self.stop_reason = reason;
+        if let Some(timer) = self.idle_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        match self.publisher.take() {
+            Some(mut publisher) => {
+                let close = async move { publisher.close().await };
+                ctx.wait(close.into_actor(self).map(|_, _, ctx| ctx.stop()));
+            }
+            None => ctx.stop(),
+        }
+    }
+
     fn after_cycle(&mut self, result: Result<CycleReport, CycleError>, ctx: &mut Context<Self>) {
         match result {
             Ok(report) => {
@@ -138,8 +154,7 @@ impl Partition {
                 self.stats.failed_cycles.fetch_add(1, Ordering::Relaxed);
                 if self.consecutive_failures >= self.config.max_consecutive_failures {
                     tracing::error!(partition = self.id, range = %self.range, failures = self.consecutive_failures, %error, "partition gives up; the supervisor will restart it");
-                    self.stop_reason = StopReason::Failed(error.to_string());
-                    ctx.stop();
+                    self.stop_with(StopReason::Failed(error.to_string()), ctx);
                 } else {
                     let delay = self.retry_delay();
                     tracing::warn!(partition = self.id, range = %self.range, failures = self.consecutive_failures, retry_in_ms = delay.as_millis() as u64, %error, "cycle failed; unacknowledged events stay pending and are published again");
@@ -159,9 +174,6 @@ impl Actor for Partition {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        if let Some(mut publisher) = self.publisher.take() {
-            actix_rt::spawn(async move { publisher.close().await });
-        }
         self.supervisor.do_send(PartitionStopped {
             partition: self.id,
             range: self.range,
@@ -231,7 +243,6 @@ impl Handler<Stop> for Partition {
     type Result = ();
 
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        self.stop_reason = StopReason::Requested;
-        ctx.stop();
+        self.stop_with(StopReason::Requested, ctx);
     }
 }

@@ -17,7 +17,7 @@ mod status;
 use std::time::Duration;
 
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures::FutureExt;
 
 pub use error::StoreError;
@@ -27,6 +27,11 @@ pub use status::{status, RangeProgress, Status};
 
 /// A pool of PostgreSQL connections.
 pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// Session settings of relay connections. Asynchronous commit is safe here: the relay
+/// only commits acknowledgements, and losing one in a crash only republishes events.
+const RELAY_SESSION_SETUP: &str =
+    "SET synchronous_commit = off; SET application_name = 'outbox-relay'";
 
 /// How relay connections are set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,20 +43,24 @@ pub enum SessionKind {
     Plain,
 }
 
-/// Builds a pool. Connections are opened lazily; the first failure shows on first use.
+/// Builds a pool after opening one connection the same way, so that a bad URL,
+/// credentials or setup fail here with the driver's own message (the pool would only
+/// report a timeout).
 pub async fn pool(url: &str, size: u32, kind: SessionKind) -> Result<Pool, StoreError> {
+    let mut probe = connect(url).await?;
+    if kind == SessionKind::Relay {
+        probe.batch_execute(RELAY_SESSION_SETUP).await?;
+    }
+    drop(probe);
     let mut config = ManagerConfig::default();
     if kind == SessionKind::Relay {
         config.custom_setup = Box::new(|url| {
             let url = url.to_owned();
             async move {
                 let mut conn = AsyncPgConnection::establish(&url).await?;
-                diesel::sql_query(
-                    "SET synchronous_commit = off; SET application_name = 'outbox-relay'",
-                )
-                .execute(&mut conn)
-                .await
-                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                conn.batch_execute(RELAY_SESSION_SETUP)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(conn)
             }
             .boxed()

@@ -2,7 +2,6 @@
 //! Pulsar that `make services` starts (or those named by DATABASE_URL / PULSAR_URL), and
 //! fail, naming the service, when one cannot be reached.
 #![allow(dead_code)]
-
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -212,6 +211,22 @@ pub async fn pending_count(conn: &mut AsyncPgConnection) -> i64 {
         .await
         .expect("count failed");
     row.n
+}
+
+/// Waits (bounded) until the relay removed every published row.
+pub async fn wait_until_drained(conn: &mut AsyncPgConnection) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pending = pending_count(conn).await;
+        if pending == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pending} rows still pending after everything was received"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub fn init_tracing() {
