@@ -12,9 +12,18 @@ use std::time::Duration;
 use outbox_engine::{enqueue_batch, NewEvent};
 use support::*;
 
-const EVENTS: usize = 30_000;
+const EVENTS: usize = 60_000;
 const PER_TRANSACTION: usize = 250;
 const KEYS: usize = 500;
+
+fn chunk_events(topic: &str, chunk: usize) -> Vec<NewEvent> {
+    (0..PER_TRANSACTION)
+        .map(|i| {
+            let n = chunk * PER_TRANSACTION + i;
+            NewEvent::new(format!("k{}", n % KEYS), topic, "Tick", vec![b'x'; 128])
+        })
+        .collect()
+}
 
 fn start_relay(db: &TestDb) -> Child {
     Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
