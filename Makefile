@@ -8,8 +8,9 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
 include mk/services.mk
+-include mk/perf.mk
 
-.PHONY: all toolchain build test unit-test integration-test demo migrate status relay lint fmt bench load tune clean
+.PHONY: all toolchain build test unit-test demo migrate status relay lint fmt bench clean
 
 all: build
 
@@ -42,6 +43,10 @@ status: toolchain services
 relay: toolchain services
 	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-engine --bin outbox-relay -- migrate && \
 	  $(CARGO) run --release -q -p outbox-engine --bin outbox-relay -- run
+
+## Criterion benchmarks of the hot paths, each beside a raw baseline.
+bench: toolchain
+	$(CARGO) bench -p outbox-benches --bench hot_paths
 
 lint: toolchain
 	$(CARGO) fmt --all -- --check

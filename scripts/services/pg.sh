@@ -42,6 +42,9 @@ pg_settings() {
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 max_connections = 200
+# outbox_enqueue holds one advisory lock per distinct key until commit: room for
+# transactions that enqueue for a few thousand keys at once (bulk loads, tests).
+max_locks_per_transaction = 256
 shared_buffers = 512MB
 effective_cache_size = 4GB
 maintenance_work_mem = 128MB

@@ -213,7 +213,8 @@ impl PulsarPublisher {
     }
 }
 
-fn to_message(event: OutgoingEvent) -> Message {
+/// The Pulsar message for one event: the public message contract in one place.
+pub fn to_message(event: OutgoingEvent) -> Message {
     let mut properties: HashMap<String, String> = event.headers.into_iter().collect();
     properties.insert(PROPERTY_EVENT_ID.to_owned(), event.event_id);
     properties.insert(PROPERTY_SEQ.to_owned(), event.seq.to_string());

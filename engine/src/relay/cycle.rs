@@ -6,12 +6,12 @@
 //! broker refuses the topic, unreadable headers) parks that one event with the reason
 //! and the cycle counts as a success, so a poison event never blocks the range forever.
 
-use std::collections::BTreeMap;
+use outbox_adapters::{PublishError, PulsarPublisher};
 
-use outbox_adapters::{OutgoingEvent, PublishError, PulsarPublisher};
+use super::batch::{acknowledged_keys, to_events};
 
 use crate::slots::SlotRange;
-use crate::store::{self, EventRow, Pool, StoreError};
+use crate::store::{self, Pool, StoreError};
 
 /// What one cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,36 +30,6 @@ pub enum CycleError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Publish(#[from] PublishError),
-}
-
-/// The events to publish: the rows up to (not including) the first one that cannot be
-/// turned into a message, and that row with the reason, if any.
-pub(crate) fn to_events(rows: &[EventRow]) -> (Vec<OutgoingEvent>, Option<(usize, String)>) {
-    let mut events = Vec::with_capacity(rows.len());
-    for (index, row) in rows.iter().enumerate() {
-        let headers: BTreeMap<String, String> = match serde_json::from_str(&row.headers) {
-            Ok(headers) => headers,
-            Err(e) => {
-                return (
-                    events,
-                    Some((
-                        index,
-                        format!("headers are not a JSON object of strings: {e}"),
-                    )),
-                )
-            }
-        };
-        events.push(OutgoingEvent {
-            seq: row.seq,
-            event_id: row.event_id.clone(),
-            key: row.key.clone(),
-            topic: row.topic.clone(),
-            event_type: row.event_type.clone(),
-            payload: row.payload.clone(),
-            headers,
-        });
-    }
-    (events, None)
 }
 
 /// Runs one cycle. Returns the publisher so the caller keeps its producers.
@@ -98,19 +68,16 @@ async fn cycle(
     };
     let (events, unreadable) = to_events(&rows);
     let outcome = publisher.publish(events).await;
-    let acknowledged: Vec<(i32, i64)> = rows[..outcome.acknowledged]
-        .iter()
-        .map(|row| (row.slot, row.seq))
-        .collect();
+    let acknowledged = acknowledged_keys(&rows, outcome.acknowledged);
     let mut report = CycleReport {
         read: rows.len(),
-        published: acknowledged.len(),
+        published: acknowledged.seqs.len(),
         parked: 0,
-        last_seq: acknowledged.last().map_or(0, |(_, seq)| *seq),
+        last_seq: acknowledged.seqs.last().copied().unwrap_or(0),
         next_start,
     };
     let mut conn = pool.get().await.map_err(StoreError::from)?;
-    store::acknowledge(&mut conn, range, &acknowledged).await?;
+    store::acknowledge(&mut conn, range, &acknowledged.slots, &acknowledged.seqs).await?;
     let failed = &rows.get(outcome.acknowledged);
     match (outcome.failure, unreadable) {
         (Some(error), _) if error.is_permanent() => {
@@ -130,47 +97,4 @@ async fn cycle(
         (None, _) => {}
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(seq: i64, headers: &str) -> EventRow {
-        EventRow {
-            slot: 1,
-            seq,
-            key: "k".into(),
-            topic: "t".into(),
-            event_type: "e".into(),
-            payload: vec![1, 2],
-            headers: headers.into(),
-            event_id: format!("id-{seq}"),
-        }
-    }
-
-    #[test]
-    fn events_stop_at_the_first_unreadable_row() {
-        let rows = vec![
-            row(1, "{}"),
-            row(2, r#"{"a":"b"}"#),
-            row(3, r#"{"a":1}"#),
-            row(4, "{}"),
-        ];
-        let (events, unreadable) = to_events(&rows);
-        assert_eq!(events.len(), 2);
-        assert_eq!(events[1].headers["a"], "b");
-        let (index, reason) = unreadable.unwrap();
-        assert_eq!(index, 2);
-        assert!(reason.contains("headers"));
-    }
-
-    #[test]
-    fn all_readable_rows_become_events_in_order() {
-        let rows = vec![row(5, "{}"), row(9, "{}")];
-        let (events, unreadable) = to_events(&rows);
-        assert!(unreadable.is_none());
-        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 9]);
-        assert_eq!(events[0].event_id, "id-5");
-    }
 }

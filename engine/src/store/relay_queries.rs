@@ -73,12 +73,12 @@ pub async fn read_batch(
 pub async fn acknowledge(
     conn: &mut AsyncPgConnection,
     range: SlotRange,
-    published: &[(i32, i64)],
+    slots: &[i32],
+    seqs: &[i64],
 ) -> Result<(), StoreError> {
-    if published.is_empty() {
+    if seqs.is_empty() {
         return Ok(());
     }
-    let (slots, seqs): (Vec<i32>, Vec<i64>) = published.iter().copied().unzip();
     diesel::sql_query(
         "WITH gone AS ( \
            DELETE FROM outbox_event e USING unnest($1::int[], $2::bigint[]) AS a(slot, seq) \

@@ -233,7 +233,7 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,outbox_engine=info".into()),
+                .unwrap_or_else(|_| "warn,pulsar=error,outbox_engine=info".into()),
         )
         .with_test_writer()
         .try_init();
