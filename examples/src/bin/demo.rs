@@ -46,7 +46,11 @@ impl From<EnqueueError> for OrderError {
 }
 
 /// The service's own write: an order row and its event, atomically.
-async fn place_order(conn: &mut AsyncPgConnection, n: u64, cancel: bool) -> Result<i64, OrderError> {
+async fn place_order(
+    conn: &mut AsyncPgConnection,
+    n: u64,
+    cancel: bool,
+) -> Result<i64, OrderError> {
     conn.transaction(async |conn| {
         let customer = format!("customer-{}", n % 25);
         diesel::sql_query("INSERT INTO demo_orders (customer, amount_cents) VALUES ($1, $2)")
@@ -55,7 +59,11 @@ async fn place_order(conn: &mut AsyncPgConnection, n: u64, cancel: bool) -> Resu
             .execute(conn)
             .await?;
         let payload = format!("{{\"order\":{n},\"customer\":\"{customer}\"}}");
-        let seq = enqueue(conn, &NewEvent::new(customer, "demo-orders", "OrderPlaced", payload)).await?;
+        let seq = enqueue(
+            conn,
+            &NewEvent::new(customer, "demo-orders", "OrderPlaced", payload),
+        )
+        .await?;
         if cancel {
             return Err(OrderError::Cancelled);
         }
@@ -71,11 +79,17 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let database_url = env_or("DATABASE_URL", outbox_engine::config::DEFAULT_DATABASE_URL);
     let pulsar_url = env_or("PULSAR_URL", "pulsar://127.0.0.1:6650");
-    let seconds: u64 = env_or("DEMO_SECONDS", "20").parse().context("DEMO_SECONDS must be a number")?;
-    let rate: u64 = env_or("DEMO_RATE", "200").parse().context("DEMO_RATE must be a number")?;
+    let seconds: u64 = env_or("DEMO_SECONDS", "20")
+        .parse()
+        .context("DEMO_SECONDS must be a number")?;
+    let rate: u64 = env_or("DEMO_RATE", "200")
+        .parse()
+        .context("DEMO_RATE must be a number")?;
     anyhow::ensure!(rate > 0, "DEMO_RATE must be at least 1");
 
-    outbox_engine::migrate(&database_url).await.context("migrating the outbox schema")?;
+    outbox_engine::migrate(&database_url)
+        .await
+        .context("migrating the outbox schema")?;
     let mut conn = AsyncPgConnection::establish(&database_url)
         .await
         .context("connecting to PostgreSQL")?;
@@ -124,7 +138,9 @@ async fn main() -> anyhow::Result<()> {
         })
     };
 
-    println!("demo: writing ~{rate} orders/s for {seconds} s (1 in 10 rolled back); Ctrl-C stops early");
+    println!(
+        "demo: writing ~{rate} orders/s for {seconds} s (1 in 10 rolled back); Ctrl-C stops early"
+    );
     let mut ledger = DeliveryLedger::default();
     let mut last_line = Instant::now();
     let mut writer_done = false;
@@ -153,7 +169,10 @@ async fn main() -> anyhow::Result<()> {
         if all_in {
             break;
         }
-        if tokio::time::timeout(Duration::from_millis(1), tokio::signal::ctrl_c()).await.is_ok() {
+        if tokio::time::timeout(Duration::from_millis(1), tokio::signal::ctrl_c())
+            .await
+            .is_ok()
+        {
             println!("interrupted");
             break;
         }
@@ -175,6 +194,9 @@ async fn main() -> anyhow::Result<()> {
         unexpected.len(),
         ledger.reorders.len()
     );
-    anyhow::ensure!(missing.is_empty() && unexpected.is_empty() && ledger.reorders.is_empty(), "the demo saw a guarantee broken");
+    anyhow::ensure!(
+        missing.is_empty() && unexpected.is_empty() && ledger.reorders.is_empty(),
+        "the demo saw a guarantee broken"
+    );
     Ok(())
 }
