@@ -12,7 +12,13 @@ use crate::store::EventRow;
 pub fn to_events(rows: &[EventRow]) -> (Vec<OutgoingEvent>, Option<(usize, String)>) {
     let mut events = Vec::with_capacity(rows.len());
     for (index, row) in rows.iter().enumerate() {
-        let headers: BTreeMap<String, String> = match serde_json::from_str(&row.headers) {
+        // Most events carry no headers: skip the JSON parser for them.
+        let parsed = if row.headers == "{}" {
+            Ok(BTreeMap::new())
+        } else {
+            serde_json::from_str(&row.headers)
+        };
+        let headers: BTreeMap<String, String> = match parsed {
             Ok(headers) => headers,
             Err(e) => {
                 return (

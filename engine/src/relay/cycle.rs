@@ -51,6 +51,7 @@ async fn cycle(
     batch_size: usize,
     publisher: &mut PulsarPublisher,
 ) -> Result<CycleReport, CycleError> {
+    let started = std::time::Instant::now();
     let rows = {
         let mut conn = pool.get().await.map_err(StoreError::from)?;
         store::read_batch(&mut conn, range, start, batch_size).await?
@@ -66,8 +67,10 @@ async fn cycle(
     } else {
         start
     };
+    let read_at = started.elapsed();
     let (events, unreadable) = to_events(&rows);
     let outcome = publisher.publish(events).await;
+    let published_at = started.elapsed();
     let acknowledged = acknowledged_keys(&rows, outcome.acknowledged);
     let mut report = CycleReport {
         read: rows.len(),
@@ -78,6 +81,14 @@ async fn cycle(
     };
     let mut conn = pool.get().await.map_err(StoreError::from)?;
     store::acknowledge(&mut conn, range, &acknowledged.slots, &acknowledged.seqs).await?;
+    tracing::debug!(
+        range = %range,
+        rows = rows.len(),
+        read_us = read_at.as_micros() as u64,
+        publish_us = (published_at - read_at).as_micros() as u64,
+        ack_us = (started.elapsed() - published_at).as_micros() as u64,
+        "cycle"
+    );
     let failed = &rows.get(outcome.acknowledged);
     match (outcome.failure, unreadable) {
         (Some(error), _) if error.is_permanent() => {

@@ -22,7 +22,7 @@ use futures::FutureExt;
 
 pub use error::StoreError;
 pub use migrate::{check_schema, migrate};
-pub use relay_queries::{acknowledge, park, read_batch, sequence_last_value, EventRow};
+pub use relay_queries::{acknowledge, activity_mark, park, read_batch, ActivityMark, EventRow};
 pub use status::{status, RangeProgress, Status};
 
 /// A pool of PostgreSQL connections.

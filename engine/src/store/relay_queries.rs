@@ -129,19 +129,24 @@ pub async fn park(
     Ok(())
 }
 
-#[derive(diesel::QueryableByName)]
-struct LastValue {
+/// What the wake-up watcher polls: two values that change without reading the table.
+#[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+pub struct ActivityMark {
+    /// The last sequence number handed out, committed or not.
     #[diesel(sql_type = BigInt)]
-    last_value: i64,
+    pub last_value: i64,
+    /// The current snapshot (`xmin:xmax:xip...`): it changes when any transaction
+    /// commits, which is when a drawn number becomes readable.
+    #[diesel(sql_type = Text)]
+    pub snapshot: String,
 }
 
-/// The last sequence number handed out (committed or not). Cheap: it reads the
-/// sequence, not the table; the relay's wake-up watcher polls it.
-pub async fn sequence_last_value(conn: &mut AsyncPgConnection) -> Result<i64, StoreError> {
-    let row: LastValue = diesel::sql_query(
-        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS last_value FROM outbox_seq",
+/// Reads the outbox sequence and the current snapshot: one tuple, no table scan.
+pub async fn activity_mark(conn: &mut AsyncPgConnection) -> Result<ActivityMark, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS last_value, \
+                pg_current_snapshot()::text AS snapshot FROM outbox_seq",
     )
     .get_result(conn)
-    .await?;
-    Ok(row.last_value)
+    .await?)
 }

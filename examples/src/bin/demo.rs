@@ -8,7 +8,7 @@
 //! Environment: DATABASE_URL, PULSAR_URL, DEMO_SECONDS (default 20), DEMO_RATE (orders
 //! per second, default 200).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,6 +48,7 @@ impl From<EnqueueError> for OrderError {
 /// The service's own write: an order row and its event, atomically.
 async fn place_order(
     conn: &mut AsyncPgConnection,
+    topic: &str,
     n: u64,
     cancel: bool,
 ) -> Result<i64, OrderError> {
@@ -61,7 +62,7 @@ async fn place_order(
         let payload = format!("{{\"order\":{n},\"customer\":\"{customer}\"}}");
         let seq = enqueue(
             conn,
-            &NewEvent::new(customer, "demo-orders", "OrderPlaced", payload),
+            &NewEvent::new(customer, topic, "OrderPlaced", payload),
         )
         .await?;
         if cancel {
@@ -72,10 +73,18 @@ async fn place_order(
     .await
 }
 
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[((values.len() - 1) as f64 * q).round() as usize]
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,pulsar=error".into()))
         .init();
     let database_url = env_or("DATABASE_URL", outbox_engine::config::DEFAULT_DATABASE_URL);
     let pulsar_url = env_or("PULSAR_URL", "pulsar://127.0.0.1:6650");
@@ -103,8 +112,12 @@ async fn main() -> anyhow::Result<()> {
         .build()
         .await
         .with_context(|| format!("connecting to Pulsar at {pulsar_url}"))?;
-    let subscription = format!("demo-{}", std::process::id());
-    let mut consumer = EventConsumer::subscribe(&client, &["demo-orders"], &subscription).await?;
+    // A topic of its own per run, so the count is not mixed with earlier runs' events.
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let topic = format!("demo-orders-{run_id}");
+    let mut consumer = EventConsumer::subscribe(&client, &[&topic], "demo").await?;
 
     let mut config = RelayConfig {
         database_url: database_url.clone(),
@@ -113,20 +126,24 @@ async fn main() -> anyhow::Result<()> {
     config.pulsar.url = pulsar_url;
     let relay = Relay::start(config)?;
 
-    let committed: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let committed: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
     let written = Arc::new(AtomicU64::new(0));
     let writer = {
         let committed = committed.clone();
         let written = written.clone();
+        let topic = topic.clone();
         tokio::spawn(async move {
             let interval = Duration::from_micros(1_000_000 / rate);
             let deadline = Instant::now() + Duration::from_secs(seconds);
             let mut n = 0;
             while Instant::now() < deadline {
                 n += 1;
-                match place_order(&mut conn, n, n % 10 == 0).await {
+                match place_order(&mut conn, &topic, n, n % 10 == 0).await {
                     Ok(seq) => {
-                        committed.lock().expect("poisoned").insert(seq);
+                        committed
+                            .lock()
+                            .expect("poisoned")
+                            .insert(seq, Instant::now());
                         written.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(OrderError::Cancelled) => {}
@@ -142,10 +159,16 @@ async fn main() -> anyhow::Result<()> {
         "demo: writing ~{rate} orders/s for {seconds} s (1 in 10 rolled back); Ctrl-C stops early"
     );
     let mut ledger = DeliveryLedger::default();
+    let mut latencies_ms: Vec<f64> = Vec::new();
     let mut last_line = Instant::now();
     let mut writer_done = false;
     loop {
         if let Some(event) = consumer.next(Duration::from_millis(100)).await? {
+            if !ledger.has_seen(event.seq) {
+                if let Some(at) = committed.lock().expect("poisoned").get(&event.seq) {
+                    latencies_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
             ledger.record(event.delivery());
         }
         if !writer_done && writer.is_finished() {
@@ -153,15 +176,17 @@ async fn main() -> anyhow::Result<()> {
         }
         let all_in = writer_done && {
             let committed = committed.lock().expect("poisoned");
-            committed.iter().all(|seq| ledger.has_seen(*seq))
+            committed.keys().all(|seq| ledger.has_seen(*seq))
         };
         if last_line.elapsed() >= Duration::from_secs(1) || all_in {
             last_line = Instant::now();
             println!(
-                "written {:>6} | published {:>6} | received {:>6} | duplicates {} | out of order {}",
+                "written {:>6} | published {:>6} | received {:>6} | commit-to-receive p50 {:>5.1} ms, p99 {:>5.1} ms | duplicates {} | out of order {}",
                 AtomicU64::load(&written, Ordering::Relaxed),
                 relay.published(),
                 ledger.distinct(),
+                percentile(&mut latencies_ms, 0.50),
+                percentile(&mut latencies_ms, 0.99),
                 ledger.duplicates,
                 ledger.reorders.len()
             );
@@ -183,7 +208,12 @@ async fn main() -> anyhow::Result<()> {
         writer.abort();
     }
     relay.shutdown().await?;
-    let committed = committed.lock().expect("poisoned").clone();
+    let committed: HashSet<i64> = committed
+        .lock()
+        .expect("poisoned")
+        .keys()
+        .copied()
+        .collect();
     let unexpected = ledger.unexpected(&committed);
     let missing = ledger.missing(&committed);
     println!(
