@@ -1,4 +1,5 @@
-//! One partition cycle: read a batch, publish it, record what the broker acknowledged.
+//! One partition cycle: read a batch, publish it, record what the broker acknowledged
+//! (in the background, see [`super::acker`]).
 //!
 //! The rule that keeps order and loses nothing: only the acknowledged *prefix* of a
 //! batch is deleted. After a transient failure the rest stays pending and the next
@@ -8,6 +9,7 @@
 
 use outbox_adapters::{PublishError, PulsarPublisher};
 
+use super::acker::Acker;
 use super::batch::{acknowledged_keys, to_events};
 
 use crate::slots::SlotRange;
@@ -32,16 +34,32 @@ pub enum CycleError {
     Publish(#[from] PublishError),
 }
 
-/// Runs one cycle. Returns the publisher so the caller keeps its producers.
+/// What a partition hands to each cycle and gets back: its producers and its
+/// acknowledgements in flight.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub publisher: PulsarPublisher,
+    pub acker: Acker,
+}
+
+/// Runs one cycle. Returns the worker so the caller keeps its producers and acks.
 pub(crate) async fn run_cycle(
     pool: Pool,
     range: SlotRange,
     start: i32,
     batch_size: usize,
-    mut publisher: PulsarPublisher,
-) -> (PulsarPublisher, Result<CycleReport, CycleError>) {
-    let result = cycle(&pool, range, start, batch_size, &mut publisher).await;
-    (publisher, result)
+    mut worker: Worker,
+) -> (Worker, Result<CycleReport, CycleError>) {
+    let result = cycle(&pool, range, start, batch_size, &mut worker).await;
+    (worker, result)
+}
+
+/// Waits for the acknowledgement in flight; call before stopping.
+pub(crate) async fn finish(mut worker: Worker) {
+    if let Err(error) = worker.acker.wait().await {
+        tracing::warn!(%error, "last acknowledgement failed; those events will be published again");
+    }
+    worker.publisher.close().await;
 }
 
 async fn cycle(
@@ -49,27 +67,31 @@ async fn cycle(
     range: SlotRange,
     start: i32,
     batch_size: usize,
-    publisher: &mut PulsarPublisher,
+    worker: &mut Worker,
 ) -> Result<CycleReport, CycleError> {
     let started = std::time::Instant::now();
-    let rows = {
+    worker.acker.reap().await?;
+    let mut rows = {
         let mut conn = pool.get().await.map_err(StoreError::from)?;
         store::read_batch(&mut conn, range, start, batch_size).await?
     };
+    let read_count = rows.len();
+    // Published already; only their delete is still running.
+    rows.retain(|row| !worker.acker.is_pending(row.seq));
     let Some(last_row) = rows.last() else {
         return Ok(CycleReport {
             next_start: start,
             ..Default::default()
         });
     };
-    let next_start = if rows.len() >= batch_size {
+    let next_start = if read_count >= batch_size {
         range.next_start(last_row.slot)
     } else {
         start
     };
     let read_at = started.elapsed();
     let (events, unreadable) = to_events(&rows);
-    let outcome = publisher.publish(events).await;
+    let outcome = worker.publisher.publish(events).await;
     let published_at = started.elapsed();
     let acknowledged = acknowledged_keys(&rows, outcome.acknowledged);
     let mut report = CycleReport {
@@ -79,14 +101,13 @@ async fn cycle(
         last_seq: acknowledged.seqs.last().copied().unwrap_or(0),
         next_start,
     };
-    let mut conn = pool.get().await.map_err(StoreError::from)?;
-    store::acknowledge(&mut conn, range, &acknowledged.slots, &acknowledged.seqs).await?;
+    worker.acker.submit(pool, range, acknowledged).await?;
     tracing::debug!(
         range = %range,
         rows = rows.len(),
         read_us = read_at.as_micros() as u64,
         publish_us = (published_at - read_at).as_micros() as u64,
-        ack_us = (started.elapsed() - published_at).as_micros() as u64,
+        ack_wait_us = (started.elapsed() - published_at).as_micros() as u64,
         "cycle"
     );
     let failed = &rows.get(outcome.acknowledged);
@@ -94,6 +115,7 @@ async fn cycle(
         (Some(error), _) if error.is_permanent() => {
             if let Some(row) = failed {
                 tracing::error!(slot = row.slot, seq = row.seq, key = %row.key, topic = %row.topic, %error, "parking event the broker will never accept");
+                let mut conn = pool.get().await.map_err(StoreError::from)?;
                 store::park(&mut conn, range, row.slot, row.seq, &error.to_string()).await?;
                 report.parked = 1;
             }
@@ -102,6 +124,7 @@ async fn cycle(
         (None, Some((index, reason))) if index == outcome.acknowledged => {
             let row = &rows[index];
             tracing::error!(slot = row.slot, seq = row.seq, key = %row.key, %reason, "parking unreadable event");
+            let mut conn = pool.get().await.map_err(StoreError::from)?;
             store::park(&mut conn, range, row.slot, row.seq, &reason).await?;
             report.parked = 1;
         }

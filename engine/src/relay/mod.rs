@@ -12,6 +12,7 @@
 //! embeds in any service, whatever runtime that service uses. The `outbox-relay` binary
 //! is a thin shell around it.
 
+mod acker;
 pub mod batch;
 mod cycle;
 mod messages;

@@ -21,7 +21,8 @@ use futures::FutureExt;
 use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
 use outbox_adapters::PulsarPublisher;
 
-use super::cycle::{run_cycle, CycleError, CycleReport};
+use super::acker::Acker;
+use super::cycle::{finish, run_cycle, CycleError, CycleReport, Worker};
 use super::messages::{Cycle, PartitionStopped, Progress, Stop, StopReason, Wake};
 use super::supervisor::Supervisor;
 use super::RelayStats;
@@ -35,7 +36,7 @@ pub struct Partition {
     next_start: i32,
     pool: Pool,
     /// Taken out while a cycle runs.
-    publisher: Option<PulsarPublisher>,
+    worker: Option<Worker>,
     config: Arc<RelayConfig>,
     stats: Arc<RelayStats>,
     supervisor: Addr<Supervisor>,
@@ -70,7 +71,10 @@ impl Partition {
             range,
             next_start: range.start,
             pool,
-            publisher: Some(PulsarPublisher::with_client(pulsar, config.pulsar.clone())),
+            worker: Some(Worker {
+                publisher: PulsarPublisher::with_client(pulsar, config.pulsar.clone()),
+                acker: Acker::default(),
+            }),
             idle_delay: Duration::from_millis(config.idle_poll_min_ms),
             config,
             stats,
@@ -104,17 +108,16 @@ impl Partition {
         Duration::from_millis(delay.min(self.config.retry_backoff_max_ms))
     }
 
-    /// Closes the producers (waiting for anything they still hold) before stopping: a
-    /// producer dropped after the runtime is gone cannot close itself.
+    /// Waits for the acknowledgement in flight and closes the producers before stopping:
+    /// a producer dropped after the runtime is gone cannot close itself.
     fn stop_with(&mut self, reason: StopReason, ctx: &mut Context<Self>) {
         self.stop_reason = reason;
         if let Some(timer) = self.idle_timer.take() {
             ctx.cancel_future(timer);
         }
-        match self.publisher.take() {
-            Some(mut publisher) => {
-                let close = async move { publisher.close().await };
-                ctx.wait(close.into_actor(self).map(|_, _, ctx| ctx.stop()));
+        match self.worker.take() {
+            Some(worker) => {
+                ctx.wait(finish(worker).into_actor(self).map(|_, _, ctx| ctx.stop()));
             }
             None => ctx.stop(),
         }
@@ -189,7 +192,7 @@ impl Handler<Cycle> for Partition {
         if let Some(timer) = self.idle_timer.take() {
             ctx.cancel_future(timer);
         }
-        let Some(publisher) = self.publisher.take() else {
+        let Some(worker) = self.worker.take() else {
             return; // a cycle is already running
         };
         let work = run_cycle(
@@ -197,13 +200,13 @@ impl Handler<Cycle> for Partition {
             self.range,
             self.next_start,
             self.config.batch_size as usize,
-            publisher,
+            worker,
         );
         let guarded = AssertUnwindSafe(work).catch_unwind();
         ctx.wait(guarded.into_actor(self).map(|outcome, act, ctx| {
             let result = match outcome {
-                Ok((publisher, result)) => {
-                    act.publisher = Some(publisher);
+                Ok((worker, result)) => {
+                    act.worker = Some(worker);
                     result
                 }
                 Err(panic) => {

@@ -1,0 +1,2 @@
+-- The previous definition is behaviourally identical; nothing to undo.
+SELECT 1;
