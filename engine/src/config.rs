@@ -37,6 +37,8 @@ pub struct RelayConfig {
     /// Most events one partition reads and publishes per cycle; also its in-flight bound.
     pub batch_size: u32,
     /// Database connections for the relay (reads, acknowledgements, wake-up watcher).
+    /// Raised to `2 x partitions + 2` when smaller: each partition may hold a read and
+    /// a background delete at once.
     pub pool_size: u32,
     /// How often the wake-up watcher reads the outbox sequence to notice new events.
     /// Writers never notify; this one cheap query replaces per-insert NOTIFY.
@@ -193,6 +195,12 @@ impl RelayConfig {
         self.pulsar.validate().map_err(ConfigError::Invalid)
     }
 
+    /// The pool size actually used: at least two connections per partition plus two.
+    pub fn effective_pool_size(&self) -> u32 {
+        self.pool_size
+            .max(self.partitions.saturating_mul(2).saturating_add(2))
+    }
+
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }
@@ -261,6 +269,22 @@ mod tests {
             let message = config.validate().unwrap_err().to_string();
             assert!(message.contains(field), "{field}: {message}");
         }
+    }
+
+    #[test]
+    fn pool_grows_with_partitions() {
+        let config = RelayConfig {
+            partitions: 16,
+            pool_size: 12,
+            ..Default::default()
+        };
+        assert_eq!(config.effective_pool_size(), 34);
+        let small = RelayConfig {
+            partitions: 2,
+            pool_size: 12,
+            ..Default::default()
+        };
+        assert_eq!(small.effective_pool_size(), 12);
     }
 
     #[test]

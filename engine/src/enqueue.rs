@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use diesel::sql_types::{Array, BigInt, Bytea, Jsonb, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::store::prepared::prepared;
 use crate::store::StoreError;
 
 /// Largest payload accepted; equals the SQL function `outbox_max_payload_bytes()`.
@@ -153,7 +154,7 @@ struct Seqs {
 /// Adds one event inside the caller's transaction; returns its sequence number.
 pub async fn enqueue(conn: &mut AsyncPgConnection, event: &NewEvent) -> Result<i64, EnqueueError> {
     event.validate()?;
-    let row: Seq = diesel::sql_query("SELECT outbox_enqueue($1, $2, $3, $4, $5) AS seq")
+    let row: Seq = prepared("SELECT outbox_enqueue($1, $2, $3, $4, $5) AS seq")
         .bind::<Text, _>(&event.key)
         .bind::<Text, _>(&event.topic)
         .bind::<Text, _>(&event.event_type)
@@ -182,7 +183,7 @@ pub async fn enqueue_batch(
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
     let headers: Vec<serde_json::Value> = events.iter().map(NewEvent::headers_json).collect();
-    let row: Seqs = diesel::sql_query("SELECT outbox_enqueue_batch($1, $2, $3, $4, $5) AS seqs")
+    let row: Seqs = prepared("SELECT outbox_enqueue_batch($1, $2, $3, $4, $5) AS seqs")
         .bind::<Array<Text>, _>(keys)
         .bind::<Array<Text>, _>(topics)
         .bind::<Array<Text>, _>(types)

@@ -56,28 +56,28 @@ async fn relay_killed_mid_stream_loses_nothing_and_keeps_order() {
     let topic = unique("crash");
     let mut subscription = subscribe(&[&topic]).await;
 
+    // Half the events wait as a backlog, so the relay is busy (batches in flight) when
+    // it is killed; the other half is written while it runs.
+    let backlog_chunks = EVENTS / PER_TRANSACTION / 2;
+    let mut conn = db.connect().await;
+    let mut backlog = Vec::with_capacity(EVENTS);
+    for chunk in 0..backlog_chunks {
+        backlog.extend(
+            enqueue_batch(&mut conn, &chunk_events(&topic, chunk))
+                .await
+                .expect("enqueue"),
+        );
+    }
     let writer = {
-        let url = db.url.clone();
         let topic = topic.clone();
         tokio::spawn(async move {
-            let mut conn =
-                <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&url)
-                    .await
-                    .unwrap();
-            let mut committed = Vec::with_capacity(EVENTS);
-            for chunk in 0..EVENTS / PER_TRANSACTION {
-                let events: Vec<NewEvent> = (0..PER_TRANSACTION)
-                    .map(|i| {
-                        let n = chunk * PER_TRANSACTION + i;
-                        NewEvent::new(
-                            format!("k{}", n % KEYS),
-                            topic.as_str(),
-                            "Tick",
-                            vec![b'x'; 128],
-                        )
-                    })
-                    .collect();
-                committed.extend(enqueue_batch(&mut conn, &events).await.expect("enqueue"));
+            let mut committed = backlog;
+            for chunk in backlog_chunks..EVENTS / PER_TRANSACTION {
+                committed.extend(
+                    enqueue_batch(&mut conn, &chunk_events(&topic, chunk))
+                        .await
+                        .expect("enqueue"),
+                );
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             committed

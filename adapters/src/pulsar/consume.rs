@@ -43,9 +43,18 @@ pub enum ConsumeError {
     NotAnOutboxEvent { message_id: String, reason: String },
 }
 
-/// An exclusive subscription that acknowledges each message as it hands it out.
+/// Messages acknowledged together: one cumulative acknowledgement per this many
+/// messages (and whenever the stream goes quiet) instead of one per message, which cost
+/// the consumer and the broker as much as receiving.
+const ACK_EVERY: u32 = 256;
+
+/// An exclusive subscription; acknowledges cumulatively as it hands messages out. After
+/// a reconnect, up to [`ACK_EVERY`] messages may be delivered again (duplicates).
 pub struct EventConsumer {
     consumer: Consumer<Vec<u8>, TokioExecutor>,
+    unacked: u32,
+    /// Topic and id of the last message handed out and not acknowledged yet.
+    last_id: Option<(String, pulsar::message::proto::MessageIdData)>,
 }
 
 impl std::fmt::Debug for EventConsumer {
@@ -83,30 +92,50 @@ impl EventConsumer {
                 topic: names.join(","),
                 reason: e.to_string(),
             })?;
-        Ok(EventConsumer { consumer })
+        Ok(EventConsumer {
+            consumer,
+            unacked: 0,
+            last_id: None,
+        })
+    }
+
+    async fn ack_pending(&mut self) -> Result<(), ConsumeError> {
+        if let Some((topic, id)) = self.last_id.take() {
+            self.unacked = 0;
+            self.consumer
+                .cumulative_ack_with_id(&topic, id)
+                .await
+                .map_err(|e| ConsumeError::Receive(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// The next event, or `None` when nothing arrives within `wait`.
     pub async fn next(&mut self, wait: Duration) -> Result<Option<ReceivedEvent>, ConsumeError> {
         let message = match tokio::time::timeout(wait, self.consumer.try_next()).await {
-            Err(_) => return Ok(None),
+            Err(_) => {
+                self.ack_pending().await?;
+                return Ok(None);
+            }
             Ok(Err(e)) => return Err(ConsumeError::Receive(e.to_string())),
             Ok(Ok(None)) => return Err(ConsumeError::Receive("the consumer stream ended".into())),
             Ok(Ok(Some(message))) => message,
         };
-        self.consumer
-            .ack(&message)
-            .await
-            .map_err(|e| ConsumeError::Receive(e.to_string()))?;
-        let message_id = format!("{:?}", message.message_id());
+        self.last_id = Some((message.topic.clone(), message.message_id().clone()));
+        self.unacked += 1;
+        if self.unacked >= ACK_EVERY {
+            self.ack_pending().await?;
+        }
+
         let properties: HashMap<String, String> = message
             .metadata()
             .properties
             .iter()
             .map(|kv| (kv.key.clone(), kv.value.clone()))
             .collect();
+        // The id is formatted only for the error: it is costly per message.
         let not_outbox = |reason: &str| ConsumeError::NotAnOutboxEvent {
-            message_id: message_id.clone(),
+            message_id: format!("{:?}", message.message_id()),
             reason: reason.to_owned(),
         };
         let seq = properties

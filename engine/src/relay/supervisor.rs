@@ -161,7 +161,12 @@ async fn connect(config: Arc<RelayConfig>) -> Resources {
 }
 
 async fn try_database(config: &RelayConfig) -> Result<Pool, StoreError> {
-    let pool = store::pool(&config.database_url, config.pool_size, SessionKind::Relay).await?;
+    let pool = store::pool(
+        &config.database_url,
+        config.effective_pool_size(),
+        SessionKind::Relay,
+    )
+    .await?;
     {
         let mut conn = pool.get().await?;
         store::check_schema(&mut conn).await?;

@@ -8,6 +8,7 @@
 //! - when the snapshot changed (some transaction committed) within
 //!   [`SETTLE_WINDOW`] of the last draw: that commit may be the one that makes the drawn
 //!   event readable. Without this, the event would wait for a partition's idle backoff.
+//!
 //! Outside that window commits elsewhere in the database wake nobody.
 
 use std::time::{Duration, Instant};

@@ -11,6 +11,7 @@
 
 mod error;
 mod migrate;
+pub(crate) mod prepared;
 mod relay_queries;
 mod status;
 

@@ -3,6 +3,7 @@
 use diesel::sql_types::{Array, BigInt, Bytea, Integer, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use super::prepared::prepared;
 use super::StoreError;
 use crate::slots::SlotRange;
 
@@ -39,7 +40,7 @@ async fn read_slots(
     last: i32,
     limit: i64,
 ) -> Result<Vec<EventRow>, StoreError> {
-    Ok(diesel::sql_query(READ_SQL)
+    Ok(prepared(READ_SQL)
         .bind::<Integer, _>(first)
         .bind::<Integer, _>(last)
         .bind::<BigInt, _>(limit)
@@ -79,7 +80,7 @@ pub async fn acknowledge(
     if seqs.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(
+    prepared(
         "WITH gone AS ( \
            DELETE FROM outbox_event e USING unnest($1::int[], $2::bigint[]) AS a(slot, seq) \
            WHERE e.slot = a.slot AND e.seq = a.seq RETURNING e.seq) \
@@ -107,7 +108,7 @@ pub async fn park(
     seq: i64,
     reason: &str,
 ) -> Result<(), StoreError> {
-    diesel::sql_query(
+    prepared(
         "WITH moved AS ( \
            DELETE FROM outbox_event WHERE slot = $1 AND seq = $2 RETURNING *), \
          parked AS ( \
@@ -143,7 +144,7 @@ pub struct ActivityMark {
 
 /// Reads the outbox sequence and the current snapshot: one tuple, no table scan.
 pub async fn activity_mark(conn: &mut AsyncPgConnection) -> Result<ActivityMark, StoreError> {
-    Ok(diesel::sql_query(
+    Ok(prepared(
         "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS last_value, \
                 pg_current_snapshot()::text AS snapshot FROM outbox_seq",
     )
