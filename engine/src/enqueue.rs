@@ -1,6 +1,6 @@
 //! Enqueue: add events to the outbox inside the caller's own transaction.
 //!
-//! ```ignore
+//! ```text
 //! conn.transaction(async |conn| {
 //!     diesel::sql_query("UPDATE accounts SET ...").execute(conn).await?;
 //!     outbox_engine::enqueue(conn, &NewEvent::new("account-7", "accounts", "Debited", body)).await?;
