@@ -190,6 +190,29 @@ impl Subscription {
         }
     }
 
+    /// Fails unless every committed event arrived, nothing else did, and no key's
+    /// events arrived out of order (first deliveries; redeliveries are duplicates).
+    pub fn assert_exactly_committed_in_order(&self, committed: &HashSet<i64>) {
+        let ledger = &self.ledger;
+        let missing = ledger.missing(committed);
+        assert!(
+            missing.is_empty(),
+            "{} committed events lost, first {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        let extra = ledger.unexpected(committed);
+        assert!(
+            extra.is_empty(),
+            "events that were never committed arrived: {extra:?}"
+        );
+        assert!(
+            ledger.reorders.is_empty(),
+            "per-key order broken: {:?}",
+            &ledger.reorders[..ledger.reorders.len().min(10)]
+        );
+    }
+
     /// Keeps reading until nothing arrives for `quiet`, to catch stragglers (events that
     /// must not exist, duplicates).
     pub async fn drain(&mut self, quiet: Duration) {
