@@ -201,6 +201,14 @@ impl RelayConfig {
             .max(self.partitions.saturating_mul(2).saturating_add(2))
     }
 
+    /// Delay before retry number `attempt` (1-based): `retry_backoff_min_ms` doubling,
+    /// capped at `retry_backoff_max_ms`.
+    pub fn retry_backoff(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(16);
+        let delay = self.retry_backoff_min_ms.saturating_mul(1 << exponent);
+        Duration::from_millis(delay.min(self.retry_backoff_max_ms))
+    }
+
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }
@@ -269,6 +277,20 @@ mod tests {
             let message = config.validate().unwrap_err().to_string();
             assert!(message.contains(field), "{field}: {message}");
         }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let config = RelayConfig {
+            retry_backoff_min_ms: 100,
+            retry_backoff_max_ms: 1000,
+            ..Default::default()
+        };
+        let delays: Vec<u64> = (1..=6)
+            .map(|a| config.retry_backoff(a).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, vec![100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(config.retry_backoff(u32::MAX).as_millis(), 1000);
     }
 
     #[test]

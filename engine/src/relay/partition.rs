@@ -99,15 +99,6 @@ impl Partition {
         }));
     }
 
-    fn retry_delay(&self) -> Duration {
-        let exponent = self.consecutive_failures.saturating_sub(1).min(16);
-        let delay = self
-            .config
-            .retry_backoff_min_ms
-            .saturating_mul(1 << exponent);
-        Duration::from_millis(delay.min(self.config.retry_backoff_max_ms))
-    }
-
     /// Waits for the acknowledgement in flight and closes the producers before stopping:
     /// a producer dropped after the runtime is gone cannot close itself.
     fn stop_with(&mut self, reason: StopReason, ctx: &mut Context<Self>) {
@@ -159,7 +150,7 @@ impl Partition {
                     tracing::error!(partition = self.id, range = %self.range, failures = self.consecutive_failures, %error, "partition gives up; the supervisor will restart it");
                     self.stop_with(StopReason::Failed(error.to_string()), ctx);
                 } else {
-                    let delay = self.retry_delay();
+                    let delay = self.config.retry_backoff(self.consecutive_failures);
                     tracing::warn!(partition = self.id, range = %self.range, failures = self.consecutive_failures, retry_in_ms = delay.as_millis() as u64, %error, "cycle failed; unacknowledged events stay pending and are published again");
                     self.schedule(ctx, delay);
                 }

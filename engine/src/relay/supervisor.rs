@@ -117,47 +117,41 @@ impl Supervisor {
             }
         }
     }
-
-    fn restart_delay(&self, restarts: u32) -> Duration {
-        let exponent = restarts.saturating_sub(1).min(16);
-        let delay = self
-            .config
-            .retry_backoff_min_ms
-            .saturating_mul(1 << exponent);
-        Duration::from_millis(delay.min(self.config.retry_backoff_max_ms))
-    }
 }
 
 /// Retries until the database answers with the expected schema and the broker accepts a
 /// connection, logging what it waits for. Ends early only through shutdown (the actor
 /// stops and drops this future).
 async fn connect(config: Arc<RelayConfig>) -> Resources {
-    let mut delay = Duration::from_millis(config.retry_backoff_min_ms);
-    let max_delay = Duration::from_millis(config.retry_backoff_max_ms);
     let shown_url = store::redact_url(&config.database_url);
-    let pool = loop {
-        match try_database(&config).await {
-            Ok(pool) => break pool,
-            Err(error) => {
-                tracing::warn!(database = %shown_url, %error, retry_in_ms = delay.as_millis() as u64, "waiting for PostgreSQL");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(max_delay);
-            }
-        }
-    };
-    let mut delay = Duration::from_millis(config.retry_backoff_min_ms);
-    let pulsar = loop {
-        match outbox_adapters::pulsar::connect(&config.pulsar).await {
-            Ok(client) => break client,
-            Err(error) => {
-                tracing::warn!(pulsar = %config.pulsar.url, %error, retry_in_ms = delay.as_millis() as u64, "waiting for Pulsar");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(max_delay);
-            }
-        }
-    };
+    let pool = retry(&config, "PostgreSQL", &shown_url, || try_database(&config)).await;
+    let pulsar = retry(&config, "Pulsar", &config.pulsar.url, || {
+        outbox_adapters::pulsar::connect(&config.pulsar)
+    })
+    .await;
     tracing::info!(database = %shown_url, pulsar = %config.pulsar.url, "connected");
     Resources { pool, pulsar }
+}
+
+/// Calls `attempt` until it succeeds, with the configured backoff, logging each wait.
+async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    config: &RelayConfig,
+    service: &str,
+    address: &str,
+    mut attempt: impl FnMut() -> F,
+) -> T {
+    let mut failures = 0;
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(error) => {
+                failures += 1;
+                let delay = config.retry_backoff(failures);
+                tracing::warn!(%service, %address, %error, retry_in_ms = delay.as_millis() as u64, "waiting for {service}");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
 }
 
 async fn try_database(config: &RelayConfig) -> Result<Pool, StoreError> {
@@ -247,7 +241,7 @@ impl Handler<PartitionStopped> for Supervisor {
         entry.restarts += 1;
         let restarts = entry.restarts;
         self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-        let delay = self.restart_delay(restarts);
+        let delay = self.config.retry_backoff(restarts);
         let reason = match &stopped.reason {
             StopReason::Requested => "stop requested".to_owned(),
             StopReason::Failed(error) => error.clone(),
