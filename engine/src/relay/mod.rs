@@ -36,7 +36,8 @@ use crate::config::{ConfigError, RelayConfig};
 /// Counters shared by the relay's actors; read them through [`RelayHandle::stats`].
 #[derive(Debug, Default)]
 pub struct RelayStats {
-    /// Events acknowledged by the broker and removed from the outbox.
+    /// Events acknowledged by the broker (their delete from the outbox may still be
+    /// running in the background).
     pub published: AtomicU64,
     /// Events moved to `outbox_parked`.
     pub parked: AtomicU64,
