@@ -22,7 +22,9 @@ build: toolchain
 
 ## The whole suite: unit tests, then integration tests against the real services.
 test: toolchain services
-	@$(SERVICES_ENV); $(CARGO) test --workspace --no-fail-fast -- --nocapture
+	@mkdir -p target; $(SERVICES_ENV); set -o pipefail; \
+	  $(CARGO) test --workspace --no-fail-fast -- --nocapture 2>&1 | tee target/test.log; \
+	  status=$$?; scripts/test-summary.sh target/test.log; exit $$status
 
 ## Unit tests only (no services needed).
 unit-test: toolchain
