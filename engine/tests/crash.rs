@@ -36,7 +36,7 @@ fn start_relay(db: &TestDb) -> Child {
             "4",
             "run",
         ])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,pulsar=error")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

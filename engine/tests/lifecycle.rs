@@ -37,7 +37,7 @@ async fn sigterm_stops_the_binary_gracefully_with_progress_recorded() {
             &pulsar_url(),
             "run",
         ])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,pulsar=error")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
