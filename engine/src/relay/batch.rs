@@ -7,11 +7,38 @@ use outbox_adapters::OutgoingEvent;
 
 use crate::store::EventRow;
 
-/// The events to publish: the rows up to (not including) the first one that cannot be
-/// turned into a message, and that row with the reason, if any.
-pub fn to_events(rows: &[EventRow]) -> (Vec<OutgoingEvent>, Option<(usize, String)>) {
-    let mut events = Vec::with_capacity(rows.len());
-    for (index, row) in rows.iter().enumerate() {
+/// Where a row lives: what acknowledging or parking it needs once its event is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowKey {
+    pub slot: i32,
+    pub seq: i64,
+}
+
+/// A read batch split into what goes to the broker and what stays for bookkeeping.
+#[derive(Debug, Default)]
+pub struct Converted {
+    /// The rows up to (not including) the first one that cannot become a message.
+    pub events: Vec<OutgoingEvent>,
+    /// The key of every row read, in order (also those after an unreadable one).
+    pub keys: Vec<RowKey>,
+    /// The first unreadable row's index and the reason.
+    pub unreadable: Option<(usize, String)>,
+}
+
+/// Moves the rows' fields into events: no payload or string is copied on the way.
+pub fn to_events(rows: Vec<EventRow>) -> Converted {
+    let mut converted = Converted {
+        events: Vec::with_capacity(rows.len()),
+        keys: rows
+            .iter()
+            .map(|row| RowKey {
+                slot: row.slot,
+                seq: row.seq,
+            })
+            .collect(),
+        unreadable: None,
+    };
+    for (index, row) in rows.into_iter().enumerate() {
         // Most events carry no headers: skip the JSON parser for them.
         let parsed = if row.headers == "{}" {
             Ok(BTreeMap::new())
@@ -21,26 +48,24 @@ pub fn to_events(rows: &[EventRow]) -> (Vec<OutgoingEvent>, Option<(usize, Strin
         let headers: BTreeMap<String, String> = match parsed {
             Ok(headers) => headers,
             Err(e) => {
-                return (
-                    events,
-                    Some((
-                        index,
-                        format!("headers are not a JSON object of strings: {e}"),
-                    )),
-                )
+                converted.unreadable = Some((
+                    index,
+                    format!("headers are not a JSON object of strings: {e}"),
+                ));
+                break;
             }
         };
-        events.push(OutgoingEvent {
+        converted.events.push(OutgoingEvent {
             seq: row.seq,
-            event_id: row.event_id.clone(),
-            key: row.key.clone(),
-            topic: row.topic.clone(),
-            event_type: row.event_type.clone(),
-            payload: row.payload.clone(),
+            event_id: row.event_id,
+            key: row.key,
+            topic: row.topic,
+            event_type: row.event_type,
+            payload: row.payload,
             headers,
         });
     }
-    (events, None)
+    converted
 }
 
 /// Primary keys of the rows the broker acknowledged: the first `acknowledged` rows.
@@ -56,11 +81,11 @@ impl AckedKeys {
     }
 }
 
-pub fn acknowledged_keys(rows: &[EventRow], acknowledged: usize) -> AckedKeys {
-    let prefix = &rows[..acknowledged.min(rows.len())];
+pub fn acknowledged_keys(keys: &[RowKey], acknowledged: usize) -> AckedKeys {
+    let prefix = &keys[..acknowledged.min(keys.len())];
     AckedKeys {
-        slots: prefix.iter().map(|row| row.slot).collect(),
-        seqs: prefix.iter().map(|row| row.seq).collect(),
+        slots: prefix.iter().map(|key| key.slot).collect(),
+        seqs: prefix.iter().map(|key| key.seq).collect(),
     }
 }
 
@@ -89,30 +114,31 @@ mod tests {
             row(3, r#"{"a":1}"#),
             row(4, "{}"),
         ];
-        let (events, unreadable) = to_events(&rows);
-        assert_eq!(events.len(), 2);
-        assert_eq!(events[1].headers["a"], "b");
-        let (index, reason) = unreadable.unwrap();
+        let converted = to_events(rows);
+        assert_eq!(converted.events.len(), 2);
+        assert_eq!(converted.events[1].headers["a"], "b");
+        assert_eq!(converted.keys.len(), 4, "every row keeps its key");
+        let (index, reason) = converted.unreadable.unwrap();
         assert_eq!(index, 2);
         assert!(reason.contains("headers"));
     }
 
     #[test]
     fn acknowledged_keys_are_the_prefix() {
-        let rows = vec![row(5, "{}"), row(9, "{}"), row(11, "{}")];
-        let acked = acknowledged_keys(&rows, 2);
+        let keys = to_events(vec![row(5, "{}"), row(9, "{}"), row(11, "{}")]).keys;
+        let acked = acknowledged_keys(&keys, 2);
         assert_eq!(acked.seqs, vec![5, 9]);
         assert_eq!(acked.slots, vec![1, 1]);
-        assert!(acknowledged_keys(&rows, 0).is_empty());
-        assert_eq!(acknowledged_keys(&rows, 7).seqs.len(), 3);
+        assert!(acknowledged_keys(&keys, 0).is_empty());
+        assert_eq!(acknowledged_keys(&keys, 7).seqs.len(), 3);
     }
 
     #[test]
     fn all_readable_rows_become_events_in_order() {
-        let rows = vec![row(5, "{}"), row(9, "{}")];
-        let (events, unreadable) = to_events(&rows);
-        assert!(unreadable.is_none());
-        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 9]);
-        assert_eq!(events[0].event_id, "id-5");
+        let converted = to_events(vec![row(5, "{}"), row(9, "{}")]);
+        assert!(converted.unreadable.is_none());
+        let seqs: Vec<i64> = converted.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![5, 9]);
+        assert_eq!(converted.events[0].event_id, "id-5");
     }
 }

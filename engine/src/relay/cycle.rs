@@ -78,24 +78,25 @@ async fn cycle(
     let read_count = rows.len();
     // Published already; only their delete is still running.
     rows.retain(|row| !worker.acker.is_pending(row.seq));
-    let Some(last_row) = rows.last() else {
+    let Some(last_slot) = rows.last().map(|row| row.slot) else {
         return Ok(CycleReport {
             next_start: start,
             ..Default::default()
         });
     };
     let next_start = if read_count >= batch_size {
-        range.next_start(last_row.slot)
+        range.next_start(last_slot)
     } else {
         start
     };
     let read_at = started.elapsed();
-    let (events, unreadable) = to_events(&rows);
-    let outcome = worker.publisher.publish(events).await;
+    let read = rows.len();
+    let converted = to_events(rows);
+    let outcome = worker.publisher.publish(converted.events).await;
     let published_at = started.elapsed();
-    let acknowledged = acknowledged_keys(&rows, outcome.acknowledged);
+    let acknowledged = acknowledged_keys(&converted.keys, outcome.acknowledged);
     let mut report = CycleReport {
-        read: rows.len(),
+        read,
         published: acknowledged.seqs.len(),
         parked: 0,
         last_seq: acknowledged.seqs.last().copied().unwrap_or(0),
@@ -104,17 +105,17 @@ async fn cycle(
     worker.acker.submit(pool, range, acknowledged).await?;
     tracing::debug!(
         range = %range,
-        rows = rows.len(),
+        rows = read,
         read_us = read_at.as_micros() as u64,
         publish_us = (published_at - read_at).as_micros() as u64,
         ack_wait_us = (started.elapsed() - published_at).as_micros() as u64,
         "cycle"
     );
-    let failed = &rows.get(outcome.acknowledged);
-    match (outcome.failure, unreadable) {
+    let failed = converted.keys.get(outcome.acknowledged);
+    match (outcome.failure, converted.unreadable) {
         (Some(error), _) if error.is_permanent() => {
             if let Some(row) = failed {
-                tracing::error!(slot = row.slot, seq = row.seq, key = %row.key, topic = %row.topic, %error, "parking event the broker will never accept");
+                tracing::error!(slot = row.slot, seq = row.seq, %error, "parking event the broker will never accept");
                 let mut conn = pool.get().await.map_err(StoreError::from)?;
                 store::park(&mut conn, range, row.slot, row.seq, &error.to_string()).await?;
                 report.parked = 1;
@@ -122,8 +123,8 @@ async fn cycle(
         }
         (Some(error), _) => return Err(error.into()),
         (None, Some((index, reason))) if index == outcome.acknowledged => {
-            let row = &rows[index];
-            tracing::error!(slot = row.slot, seq = row.seq, key = %row.key, %reason, "parking unreadable event");
+            let row = converted.keys[index];
+            tracing::error!(slot = row.slot, seq = row.seq, %reason, "parking unreadable event");
             let mut conn = pool.get().await.map_err(StoreError::from)?;
             store::park(&mut conn, range, row.slot, row.seq, &reason).await?;
             report.parked = 1;
