@@ -24,6 +24,11 @@ pub const DEFAULT_RETRY_BACKOFF_MAX_MS: u64 = 10_000;
 pub const DEFAULT_MAX_CONSECUTIVE_FAILURES: u32 = 5;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_WORKER_THREADS: usize = 2;
+pub const DEFAULT_LEASE_MS: u64 = 10_000;
+pub const DEFAULT_LEASE_RENEW_INTERVAL_MS: u64 = 1_000;
+pub const DEFAULT_CYCLE_TIMEOUT_MS: u64 = 60_000;
+pub const DEFAULT_MAX_EVENT_ATTEMPTS: u32 = 10;
+pub const DEFAULT_MAX_PARTITION_RESTARTS: u32 = 5;
 
 /// Everything the relay needs to run.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +66,22 @@ pub struct RelayConfig {
     pub shutdown_timeout_ms: u64,
     /// Threads of the relay's tokio runtime (I/O, encoding); actors run on one more.
     pub worker_threads: usize,
+    /// How long a range lease lasts without renewal, judged by the database's clock. A
+    /// relay that dies has its ranges taken over after this; a relay that cannot renew
+    /// stops publishing after three quarters of it, so before anyone can take over.
+    pub lease_ms: u64,
+    /// How often a relay renews its leases and follows the plan (also how soon ranges
+    /// released by a relay that stops are taken by the others). At most `lease_ms / 4`.
+    pub lease_renew_interval_ms: u64,
+    /// Longest one partition cycle may run before the watchdog aborts it and the
+    /// supervisor restarts the partition. Longer than `pulsar.operation_timeout_ms`.
+    pub cycle_timeout_ms: u64,
+    /// Failed attempts in a row at one event, on a broker that accepted a producer for
+    /// it, after which the event is parked so that its range goes on.
+    pub max_event_attempts: u32,
+    /// Restarts of a partition without progress after which the relay gives its range
+    /// up, so that a healthy relay takes it (alone, it takes it back after a minute).
+    pub max_partition_restarts: u32,
     /// The broker.
     pub pulsar: PulsarConfig,
 }
@@ -83,6 +104,11 @@ impl std::fmt::Debug for RelayConfig {
             .field("max_consecutive_failures", &self.max_consecutive_failures)
             .field("shutdown_timeout_ms", &self.shutdown_timeout_ms)
             .field("worker_threads", &self.worker_threads)
+            .field("lease_ms", &self.lease_ms)
+            .field("lease_renew_interval_ms", &self.lease_renew_interval_ms)
+            .field("cycle_timeout_ms", &self.cycle_timeout_ms)
+            .field("max_event_attempts", &self.max_event_attempts)
+            .field("max_partition_restarts", &self.max_partition_restarts)
             .field("pulsar", &self.pulsar)
             .finish()
     }
@@ -103,6 +129,11 @@ impl Default for RelayConfig {
             max_consecutive_failures: DEFAULT_MAX_CONSECUTIVE_FAILURES,
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
             worker_threads: DEFAULT_WORKER_THREADS,
+            lease_ms: DEFAULT_LEASE_MS,
+            lease_renew_interval_ms: DEFAULT_LEASE_RENEW_INTERVAL_MS,
+            cycle_timeout_ms: DEFAULT_CYCLE_TIMEOUT_MS,
+            max_event_attempts: DEFAULT_MAX_EVENT_ATTEMPTS,
+            max_partition_restarts: DEFAULT_MAX_PARTITION_RESTARTS,
             pulsar: PulsarConfig::default(),
         }
     }
@@ -192,13 +223,40 @@ impl RelayConfig {
             3_600_000,
         )?;
         check_range("worker_threads", self.worker_threads, 1, 256)?;
-        self.pulsar.validate().map_err(ConfigError::Invalid)
+        self.pulsar.validate().map_err(ConfigError::Invalid)?;
+        check_range("lease_ms", self.lease_ms, 1_000, 3_600_000)?;
+        check_range(
+            "lease_renew_interval_ms",
+            self.lease_renew_interval_ms,
+            50,
+            600_000,
+        )?;
+        if self.lease_renew_interval_ms.saturating_mul(4) > self.lease_ms {
+            return Err(ConfigError::Invalid(format!(
+                "lease_renew_interval_ms = {} is too long for lease_ms = {}: renew at least 4 times per lease (lease_renew_interval_ms <= lease_ms / 4)",
+                self.lease_renew_interval_ms, self.lease_ms
+            )));
+        }
+        if self.cycle_timeout_ms <= self.pulsar.operation_timeout_ms {
+            return Err(ConfigError::Invalid(format!(
+                "cycle_timeout_ms = {} must be longer than pulsar.operation_timeout_ms = {}: a cycle waits for the broker that long",
+                self.cycle_timeout_ms, self.pulsar.operation_timeout_ms
+            )));
+        }
+        check_range("cycle_timeout_ms", self.cycle_timeout_ms, 1_000, 3_600_000)?;
+        check_range("max_event_attempts", self.max_event_attempts, 1, 1_000)?;
+        check_range(
+            "max_partition_restarts",
+            self.max_partition_restarts,
+            1,
+            1_000,
+        )
     }
 
     /// The pool size actually used: at least two connections per partition plus two.
     pub fn effective_pool_size(&self) -> u32 {
         self.pool_size
-            .max(self.partitions.saturating_mul(2).saturating_add(2))
+            .max(self.partitions.saturating_mul(2).saturating_add(3))
     }
 
     /// Delay before retry number `attempt` (1-based): `retry_backoff_min_ms` doubling,
@@ -207,6 +265,13 @@ impl RelayConfig {
         let exponent = attempt.saturating_sub(1).min(16);
         let delay = self.retry_backoff_min_ms.saturating_mul(1 << exponent);
         Duration::from_millis(delay.min(self.retry_backoff_max_ms))
+    }
+
+    /// How long after a renewal was *sent* this relay may publish: three quarters of the
+    /// lease, measured on the relay's monotonic clock from before the renewal, so it ends
+    /// before the database can consider the lease expired.
+    pub fn publish_window(&self) -> Duration {
+        Duration::from_millis(self.lease_ms * 3 / 4)
     }
 
     pub fn shutdown_timeout(&self) -> Duration {
@@ -280,6 +345,39 @@ mod tests {
     }
 
     #[test]
+    fn contradicting_timings_are_rejected_with_the_field_named() {
+        let cases = [
+            (
+                RelayConfig {
+                    lease_ms: 2_000,
+                    lease_renew_interval_ms: 1_000,
+                    ..Default::default()
+                },
+                "lease_renew_interval_ms",
+            ),
+            (
+                RelayConfig {
+                    lease_ms: 500,
+                    lease_renew_interval_ms: 100,
+                    ..Default::default()
+                },
+                "lease_ms",
+            ),
+            (
+                RelayConfig {
+                    cycle_timeout_ms: 30_000,
+                    ..Default::default()
+                },
+                "cycle_timeout_ms",
+            ),
+        ];
+        for (config, field) in cases {
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains(field), "{field}: {message}");
+        }
+    }
+
+    #[test]
     fn backoff_doubles_up_to_the_cap() {
         let config = RelayConfig {
             retry_backoff_min_ms: 100,
@@ -300,7 +398,7 @@ mod tests {
             pool_size: 12,
             ..Default::default()
         };
-        assert_eq!(config.effective_pool_size(), 34);
+        assert_eq!(config.effective_pool_size(), 35);
         let small = RelayConfig {
             partitions: 2,
             pool_size: 12,

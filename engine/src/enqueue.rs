@@ -32,6 +32,10 @@ use crate::store::StoreError;
 
 /// Largest payload accepted; equals the SQL function `outbox_max_payload_bytes()`.
 pub const MAX_PAYLOAD_BYTES: usize = 5_177_344;
+/// Largest whole message accepted (payload, key twice, event type, headers); equals the
+/// SQL function `outbox_max_message_bytes()`, and stays below the broker's default 5 MiB
+/// message limit with room for the relay's own properties and framing.
+pub const MAX_MESSAGE_BYTES: usize = 5_177_344;
 /// Header names reserved for the message properties the relay sets itself.
 pub const RESERVED_HEADERS: [&str; 3] = ["event_id", "seq", "event_type"];
 
@@ -98,6 +102,15 @@ impl NewEvent {
                 ),
             });
         }
+        let message_bytes = self.message_bytes();
+        if message_bytes > MAX_MESSAGE_BYTES {
+            return Err(EnqueueError::Invalid {
+                field: "event",
+                reason: format!(
+                    "message of {message_bytes} bytes (payload, key twice, event type, headers) exceeds the broker limit of {MAX_MESSAGE_BYTES} bytes: shorten the key and headers, or store large bodies elsewhere"
+                ),
+            });
+        }
         if let Some(name) = self
             .headers
             .keys()
@@ -111,6 +124,18 @@ impl NewEvent {
             });
         }
         Ok(())
+    }
+
+    /// The size the SQL function `outbox_message_bytes` computes (headers as JSON text,
+    /// approximated here; the database has the last word).
+    pub fn message_bytes(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum::<usize>()
+            + 2;
+        self.payload.len() + 2 * self.key.len() + self.event_type.len() + headers + 128
     }
 
     fn headers_json(&self) -> serde_json::Value {

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod enqueue;
+pub mod lease;
 pub mod relay;
 pub mod slots;
 pub mod store;

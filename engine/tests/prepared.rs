@@ -7,6 +7,7 @@ mod support;
 
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
+use outbox_engine::lease::Lease;
 use outbox_engine::slots::SlotRange;
 use outbox_engine::{enqueue, store, NewEvent};
 use support::*;
@@ -25,10 +26,29 @@ struct PreparedStatement {
 async fn enqueue_read_and_acknowledge_are_prepared_once() {
     let db = TestDb::create().await;
     let mut conn = db.connect().await;
-    let range = SlotRange {
-        start: 0,
-        end: 1023,
+    let member = store::leases::Member {
+        relay_id: "prepared-test".into(),
+        host: "test".into(),
+        pid: 1,
+        lease_ms: 60_000,
     };
+    let owned = store::leases::tick(&mut conn, &member, false, Some(1))
+        .await
+        .unwrap()
+        .owned;
+    let lease = Lease::new(
+        owned[0].range,
+        owned[0].epoch,
+        std::time::Instant::now() + std::time::Duration::from_secs(60),
+    );
+    let range = lease.range;
+    assert_eq!(
+        range,
+        SlotRange {
+            start: 0,
+            end: 1023
+        }
+    );
     for i in 0..3 {
         enqueue(
             &mut conn,
@@ -39,7 +59,7 @@ async fn enqueue_read_and_acknowledge_are_prepared_once() {
         let rows = store::read_batch(&mut conn, range, 0, 10).await.unwrap();
         let slots: Vec<i32> = rows.iter().map(|r| r.slot).collect();
         let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-        store::acknowledge(&mut conn, range, &slots, &seqs)
+        store::acknowledge(&mut conn, &lease, &slots, &seqs)
             .await
             .unwrap();
     }
@@ -52,7 +72,7 @@ async fn enqueue_read_and_acknowledge_are_prepared_once() {
     for needle in [
         "outbox_enqueue(",
         "ORDER BY slot, seq LIMIT",
-        "WITH gone AS",
+        "DELETE FROM outbox_event e USING unnest",
     ] {
         let found: Vec<&PreparedStatement> = statements
             .iter()

@@ -10,6 +10,8 @@ pub const DEFAULT_BATCHING: bool = true;
 pub const DEFAULT_BATCH_MAX_MESSAGES: u32 = 1_000;
 pub const DEFAULT_BATCH_MAX_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_BATCH_MAX_DELAY_MS: u64 = 10;
+/// The broker's default `maxMessageSize` (5 MiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 5 * 1024 * 1024;
 
 /// How events are sent to Pulsar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,9 +29,12 @@ pub struct PulsarConfig {
     pub batch_max_messages: u32,
     /// Most bytes in one broker batch.
     pub batch_max_bytes: usize,
-    /// Longest a message waits in a partly filled batch (only reached when the relay has
-    /// not flushed yet).
+    /// Kept for compatibility: the relay ends every broker batch itself (one per chunk of
+    /// a read batch), so no message waits for a batch timer.
     pub batch_max_delay_ms: u64,
+    /// The broker's `maxMessageSize`: an event larger than this is parked at once (the
+    /// broker would drop the connection on it), and a broker batch never exceeds it.
+    pub max_message_bytes: usize,
     /// `none`, `lz4` or `zstd` (the crate's Snappy is unreadable by Java consumers).
     pub compression: Compression,
 }
@@ -52,6 +57,7 @@ impl Default for PulsarConfig {
             batch_max_messages: DEFAULT_BATCH_MAX_MESSAGES,
             batch_max_bytes: DEFAULT_BATCH_MAX_BYTES,
             batch_max_delay_ms: DEFAULT_BATCH_MAX_DELAY_MS,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             compression: Compression::None,
         }
     }
@@ -88,6 +94,12 @@ impl PulsarConfig {
             return Err(format!(
                 "pulsar.batch_max_bytes = {} is out of range: use 1024 to 5242880",
                 self.batch_max_bytes
+            ));
+        }
+        if !(64 * 1024..=1024 * 1024 * 1024).contains(&self.max_message_bytes) {
+            return Err(format!(
+                "pulsar.max_message_bytes = {} is out of range: use 65536 to 1073741824 (the broker's maxMessageSize)",
+                self.max_message_bytes
             ));
         }
         if !(1..=10_000).contains(&self.batch_max_delay_ms) {

@@ -18,6 +18,10 @@ pub enum PublishError {
     /// Cannot reach the broker or build a client: retried with backoff.
     #[error("cannot connect to Pulsar at {url}: {reason}")]
     Connect { url: String, reason: String },
+    /// The producer could not be created (broker unreachable, lookup failed): retried with
+    /// backoff; says nothing about the events themselves.
+    #[error("cannot create a producer for {topic}: {reason}")]
+    ProducerUnavailable { topic: String, reason: String },
     /// A send or its acknowledgement failed: retried from the first unacknowledged event.
     #[error("publishing to {topic} failed: {reason}")]
     Send { topic: String, reason: String },
@@ -25,6 +29,13 @@ pub enum PublishError {
     /// not authorised, topic absent with auto-creation off): the events are parked.
     #[error("the broker refuses topic {topic}: {reason}")]
     TopicRefused { topic: String, reason: String },
+    /// The event alone is larger than the broker accepts: parked, never sent.
+    #[error("event of about {bytes} bytes exceeds the broker's message size limit of {limit} bytes (pulsar.max_message_bytes) on {topic}")]
+    TooLarge {
+        topic: String,
+        bytes: usize,
+        limit: usize,
+    },
     /// The broker did not acknowledge within the configured time.
     #[error("no acknowledgement from Pulsar for {topic} within {0:?}", .timeout)]
     Timeout { topic: String, timeout: Duration },
@@ -37,7 +48,9 @@ impl PublishError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            PublishError::TopicRefused { .. } | PublishError::Topic(_)
+            PublishError::TopicRefused { .. }
+                | PublishError::Topic(_)
+                | PublishError::TooLarge { .. }
         )
     }
 
@@ -73,11 +86,20 @@ impl PublishError {
                 reason: error.to_string(),
             }
         } else {
-            PublishError::Send {
+            PublishError::ProducerUnavailable {
                 topic: topic.to_owned(),
                 reason: error.to_string(),
             }
         }
+    }
+
+    /// True when the events were on their way to a broker that took a producer for them:
+    /// a failure that, repeated for the same event, points at the event.
+    pub fn implicates_event(&self) -> bool {
+        matches!(
+            self,
+            PublishError::Send { .. } | PublishError::Timeout { .. }
+        )
     }
 
     pub(crate) fn from_send(topic: &str, error: pulsar::Error) -> Self {

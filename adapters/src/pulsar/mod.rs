@@ -18,7 +18,7 @@ mod topic;
 pub use config::{Compression, PulsarConfig};
 pub use consume::{ConsumeError, EventConsumer, ReceivedEvent};
 pub use error::{PublishError, TopicError};
-pub use publisher::{connect, to_message, PublishOutcome, PulsarPublisher};
+pub use publisher::{connect, encoded_size, to_message, PublishOutcome, PulsarPublisher};
 pub use topic::full_topic_name;
 
 /// Message property carrying the event's unique id.

@@ -1,9 +1,8 @@
-//! Pipelined publishing of one read batch, reporting the acknowledged prefix.
+//! Publishing one read batch in order, chunk by chunk, reporting the acknowledged prefix.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::future::join_all;
 use pulsar::producer::{Message, SendFuture};
 use pulsar::{
     ConnectionRetryOptions, OperationRetryOptions, Producer, ProducerOptions, Pulsar, TokioExecutor,
@@ -92,12 +91,19 @@ impl PulsarPublisher {
             block_queue_if_full: true,
             ..Default::default()
         };
-        if self.config.batching {
+        if self.config.batching && self.config.batch_max_messages > 1 {
+            // Only the publisher's own flush ends a broker batch: the crate's count limit
+            // is reached at the chunk's last message at the earliest, and neither its byte
+            // limit nor its timer can cut a chunk in two (chunks are sized here).
             options.batch_size = Some(self.config.batch_max_messages);
-            options.batch_byte_size = Some(self.config.batch_max_bytes);
-            options.batch_timeout = Some(Duration::from_millis(self.config.batch_max_delay_ms));
+            options.batch_byte_size = Some(usize::MAX);
+            options.batch_timeout = None;
         }
         options
+    }
+
+    fn batching(&self) -> bool {
+        self.config.batching && self.config.batch_max_messages > 1
     }
 
     async fn producer(
@@ -121,87 +127,140 @@ impl PulsarPublisher {
             .expect("producer inserted just above"))
     }
 
-    /// Publishes `events` in order, pipelined, and waits for every acknowledgement.
+    /// Publishes `events` in order and reports the acknowledged prefix.
     ///
-    /// The outcome names the longest acknowledged prefix. After a failure the producers
-    /// this batch used are closed, so messages still queued in them cannot reach the
-    /// broker later, behind the events the caller will send again.
+    /// Stop-and-wait by chunk: a chunk is a run of consecutive events of one topic that
+    /// fits one broker batch (count and bytes), sent as exactly one broker batch, and the
+    /// next chunk leaves only after the broker acknowledged it. A broker batch is stored
+    /// whole or not at all, so whatever failure happens (an expiry during an outage, a
+    /// failed write, a dropped connection) the broker holds a prefix of what was sent, and
+    /// nothing of a later chunk can be stored ahead of an earlier one that failed. After a
+    /// failure the chunk's producer is closed and discarded, so nothing it still holds is
+    /// sent again behind the events the caller will resend.
+    ///
+    /// Callers wanting several topics to share few round trips should group the events by
+    /// topic first (per key and topic, order is kept by any stable grouping).
     pub async fn publish(&mut self, events: Vec<OutgoingEvent>) -> PublishOutcome {
-        let mut receipts: Vec<(String, SendFuture)> = Vec::with_capacity(events.len());
-        let mut touched: HashSet<String> = HashSet::new();
-        let mut enqueue_failure: Option<PublishError> = None;
-        for event in events {
-            match self.send_one(event).await {
-                Ok((topic, receipt)) => {
-                    touched.insert(topic.clone());
-                    receipts.push((topic, receipt));
-                }
-                Err((topic, error)) => {
-                    touched.extend(topic);
-                    enqueue_failure = Some(error);
-                    break;
-                }
-            }
-        }
-        if self.config.batching {
-            for topic in &touched {
-                if let Some(producer) = self.producers.get_mut(topic) {
-                    // A failed flush shows up as failed receipts below.
-                    let _ = producer.send_batch().await;
-                }
-            }
-        }
-        let results = join_all(receipts.into_iter().map(|(topic, receipt)| async move {
-            receipt
-                .await
-                .map_err(|e| PublishError::from_send(&topic, e))
-        }))
-        .await;
         let mut acknowledged = 0;
-        let mut failure = None;
-        for result in results {
-            match result {
-                Ok(_) => acknowledged += 1,
+        let mut events = events.into_iter().peekable();
+        let limit = self.chunk_byte_limit();
+        let most = if self.batching() {
+            self.config.batch_max_messages as usize
+        } else {
+            1
+        };
+        while let Some(first) = events.peek() {
+            let topic = match full_topic_name(&first.topic) {
+                Ok(topic) => topic,
                 Err(error) => {
-                    failure = Some(error);
+                    return PublishOutcome {
+                        acknowledged,
+                        failure: Some(error.into()),
+                    }
+                }
+            };
+            let first_bytes = encoded_size(first);
+            if first_bytes > self.config.max_message_bytes {
+                return PublishOutcome {
+                    acknowledged,
+                    failure: Some(PublishError::TooLarge {
+                        topic,
+                        bytes: first_bytes,
+                        limit: self.config.max_message_bytes,
+                    }),
+                };
+            }
+            let short_topic = first.topic.clone();
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            while let Some(next) = events.peek() {
+                let size = encoded_size(next);
+                let full = chunk.len() >= most || (!chunk.is_empty() && bytes + size > limit);
+                if next.topic != short_topic || full || size > self.config.max_message_bytes {
                     break;
                 }
+                bytes += size;
+                chunk.push(events.next().expect("peeked just above"));
             }
-        }
-        let failure = failure.or(enqueue_failure);
-        if failure.is_some() {
-            self.discard_producers(&touched).await;
+            let sent = chunk.len();
+            match self.send_chunk(&topic, chunk).await {
+                Ok(()) => acknowledged += sent,
+                Err(error) => {
+                    self.discard_producer(&topic);
+                    return PublishOutcome {
+                        acknowledged,
+                        failure: Some(error),
+                    };
+                }
+            }
         }
         PublishOutcome {
             acknowledged,
-            failure,
+            failure: None,
         }
     }
 
-    async fn send_one(
+    /// Most bytes of one chunk: a broker batch is one message for the broker's size limit.
+    fn chunk_byte_limit(&self) -> usize {
+        self.config
+            .batch_max_bytes
+            .min(
+                self.config
+                    .max_message_bytes
+                    .saturating_sub(BATCH_ENVELOPE_BYTES),
+            )
+            .max(1)
+    }
+
+    /// Sends one chunk as one broker batch (or, without batching, one message) and waits
+    /// for the broker's receipt, bounded by the operation timeout.
+    async fn send_chunk(
         &mut self,
-        event: OutgoingEvent,
-    ) -> Result<(String, SendFuture), (Option<String>, PublishError)> {
-        let topic = full_topic_name(&event.topic).map_err(|e| (None, e.into()))?;
-        let message = to_message(event);
-        let producer = self
-            .producer(&topic)
-            .await
-            .map_err(|e| (Some(topic.clone()), e))?;
-        match producer.send_non_blocking(message).await {
-            Ok(receipt) => Ok((topic, receipt)),
-            Err(e) => {
-                let error = PublishError::from_send(&topic, e);
-                Err((Some(topic), error))
+        topic: &str,
+        chunk: Vec<OutgoingEvent>,
+    ) -> Result<(), PublishError> {
+        let deadline = self.config.operation_timeout() + RECEIPT_GRACE;
+        let batching = self.batching();
+        let producer = self.producer(topic).await?;
+        let work = async {
+            let mut receipts: Vec<SendFuture> = Vec::with_capacity(chunk.len());
+            for event in chunk {
+                let receipt = producer
+                    .send_non_blocking(to_message(event))
+                    .await
+                    .map_err(|e| PublishError::from_send(topic, e))?;
+                receipts.push(receipt);
             }
+            if batching {
+                // Answered once the batch's receipt is in (or it failed; the receipts say).
+                producer
+                    .send_batch()
+                    .await
+                    .map_err(|e| PublishError::from_send(topic, e))?;
+            }
+            for receipt in receipts {
+                receipt
+                    .await
+                    .map_err(|e| PublishError::from_send(topic, e))?;
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(deadline, work).await {
+            Ok(result) => result,
+            Err(_) => Err(PublishError::Timeout {
+                topic: topic.to_owned(),
+                timeout: deadline,
+            }),
         }
     }
 
-    async fn discard_producers(&mut self, topics: &HashSet<String>) {
-        for topic in topics {
-            if let Some(mut producer) = self.producers.remove(topic) {
+    /// Drops a producer after a failure; it is closed in the background, so that it stops
+    /// re-creating itself and resending, without holding up the caller during an outage.
+    fn discard_producer(&mut self, topic: &str) {
+        if let Some(mut producer) = self.producers.remove(topic) {
+            tokio::spawn(async move {
                 let _ = producer.close().await;
-            }
+            });
         }
     }
 
@@ -211,6 +270,44 @@ impl PulsarPublisher {
             let _ = producer.close().await;
         }
     }
+}
+
+impl Drop for PulsarPublisher {
+    /// A producer dropped outside a tokio runtime (a relay torn down after its shutdown
+    /// limit ran out) panics in the crate's own drop, which spawns a close task. There is
+    /// nothing left to close then: the process or runtime is going away, so such producers
+    /// are let go without running their drop.
+    fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            for (_, producer) in self.producers.drain() {
+                std::mem::forget(producer);
+            }
+        }
+    }
+}
+
+/// What the broker's batch envelope and command framing add to a chunk, at most.
+const BATCH_ENVELOPE_BYTES: usize = 16 * 1024;
+/// Past the crate's own operation timeout (which fails the message by itself), how long
+/// the publisher still waits before giving the chunk up.
+const RECEIPT_GRACE: Duration = Duration::from_secs(1);
+
+/// An upper estimate of one event's bytes inside a broker batch: payload, the key twice
+/// (partition and ordering key), properties, and per-message metadata.
+pub fn encoded_size(event: &OutgoingEvent) -> usize {
+    let headers: usize = event
+        .headers
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 8)
+        .sum();
+    event.payload.len()
+        + 2 * event.key.len()
+        + headers
+        + event.event_id.len()
+        + event.event_type.len()
+        + 20 // seq in decimal
+        + 3 * 8 // the three property names' framing
+        + 64 // single-message metadata
 }
 
 /// The Pulsar message for one event: the public message contract in one place.

@@ -29,7 +29,8 @@ enum Command {
     Migrate,
     /// Run the relay until SIGINT/SIGTERM (a second signal exits at once, losing nothing).
     Run,
-    /// Show pending events, the oldest pending age and per-range progress.
+    /// Show pending events, the relays and their range leases (owner, epoch, expiry,
+    /// pending, oldest age), writers holding key locks, and per-range progress.
     Status {
         /// Print one JSON object instead of a table.
         #[arg(long)]
@@ -147,6 +148,53 @@ async fn status(config: &RelayConfig, json: bool) -> anyhow::Result<()> {
         None => println!("oldest pending age:  -"),
     }
     println!("parked events:       {}", status.parked);
+    println!("live relays:         {}", status.relays.len());
+    for relay in &status.relays {
+        println!(
+            "  {}  host {} pid {}  heartbeat {:.1} s ago{}",
+            relay.relay_id,
+            relay.host,
+            relay.pid,
+            relay.heartbeat_age_s,
+            if relay.leaving { "  (leaving)" } else { "" }
+        );
+    }
+    println!();
+    println!(
+        "{:>11}  {:<36}  {:>8}  {:>10}  {:>10}  {:>12}",
+        "range", "owner", "epoch", "expires in", "pending", "oldest age"
+    );
+    for lease in &status.leases {
+        println!(
+            "{:>11}  {:<36}  {:>8}  {:>10}  {:>10}  {:>12}",
+            format!("{}-{}", lease.range_start, lease.range_end),
+            lease.owner.as_deref().unwrap_or("-"),
+            lease.epoch,
+            lease
+                .expires_in_s
+                .map(|s| format!("{s:.1} s"))
+                .unwrap_or_else(|| "-".into()),
+            lease.pending,
+            lease
+                .oldest_pending_age_s
+                .map(|s| format!("{s:.3} s"))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    if !status.key_locks.is_empty() {
+        println!();
+        println!("writer transactions holding key locks (their keys' events wait for them):");
+        for holder in &status.key_locks {
+            println!(
+                "  pid {}  open {:.1} s  {} key lock(s)  state {}  application {}",
+                holder.pid,
+                holder.transaction_age_s.unwrap_or(0.0),
+                holder.keys_locked,
+                holder.state.as_deref().unwrap_or("-"),
+                holder.application_name.as_deref().unwrap_or("-"),
+            );
+        }
+    }
     println!();
     println!(
         "{:>11}  {:>14}  {:>12}  {:>8}  updated",

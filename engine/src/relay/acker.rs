@@ -9,6 +9,8 @@
 //! - until its delete is confirmed, an acknowledged row may still be read: the partition
 //!   must drop such rows from its next batch ([`Acker::is_pending`]), or it would publish
 //!   them twice;
+//! - deletes are fenced by the lease's epoch: after a takeover they fail with
+//!   `StoreError::Fenced` and change nothing;
 //! - a failed delete forgets its rows, which are then read and published again
 //!   (duplicates, never loss), and reports the error once.
 
@@ -16,7 +18,9 @@ use std::collections::HashSet;
 
 use tokio::task::JoinHandle;
 
-use crate::slots::SlotRange;
+use std::sync::Arc;
+
+use crate::lease::Lease;
 use crate::store::{self, Pool, StoreError};
 
 use super::batch::AckedKeys;
@@ -71,7 +75,7 @@ impl Acker {
     pub async fn submit(
         &mut self,
         pool: &Pool,
-        range: SlotRange,
+        lease: &Arc<Lease>,
         acked: AckedKeys,
     ) -> Result<(), StoreError> {
         let previous = self.wait().await;
@@ -80,10 +84,11 @@ impl Acker {
         }
         self.pending.extend(acked.seqs.iter().copied());
         let pool = pool.clone();
+        let lease = lease.clone();
         self.running = Some(tokio::spawn(async move {
             let result = async {
                 let mut conn = pool.get().await?;
-                store::acknowledge(&mut conn, range, &acked.slots, &acked.seqs).await
+                store::acknowledge(&mut conn, &lease, &acked.slots, &acked.seqs).await
             }
             .await;
             (acked.seqs, result)

@@ -81,6 +81,32 @@ impl AckedKeys {
     }
 }
 
+/// Groups the readable events by topic, stably, so that each topic goes out in as few
+/// broker batches (round trips) as possible. Per key and topic the order is unchanged;
+/// `keys` is reordered alongside, so the acknowledged prefix still names the right rows.
+/// Order across topics was never kept (different producers), so nothing is lost.
+pub fn group_by_topic(converted: &mut Converted) {
+    let n = converted.events.len();
+    let Some(first) = converted.events.first() else {
+        return;
+    };
+    if converted.events.iter().all(|e| e.topic == first.topic) {
+        return; // the common case: one topic, nothing to move
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| converted.events[a].topic.cmp(&converted.events[b].topic));
+    let keys: Vec<RowKey> = order.iter().map(|&i| converted.keys[i]).collect();
+    converted.keys[..n].copy_from_slice(&keys);
+    let mut slots: Vec<Option<OutgoingEvent>> = std::mem::take(&mut converted.events)
+        .into_iter()
+        .map(Some)
+        .collect();
+    converted.events = order
+        .iter()
+        .map(|&i| slots[i].take().expect("each index once"))
+        .collect();
+}
+
 pub fn acknowledged_keys(keys: &[RowKey], acknowledged: usize) -> AckedKeys {
     let prefix = &keys[..acknowledged.min(keys.len())];
     AckedKeys {
@@ -131,6 +157,26 @@ mod tests {
         assert_eq!(acked.slots, vec![1, 1]);
         assert!(acknowledged_keys(&keys, 0).is_empty());
         assert_eq!(acknowledged_keys(&keys, 7).seqs.len(), 3);
+    }
+
+    #[test]
+    fn grouping_by_topic_keeps_each_topics_order_and_the_keys_alongside() {
+        let mut rows = vec![
+            row(1, "{}"),
+            row(2, "{}"),
+            row(3, "{}"),
+            row(4, "{}"),
+            row(5, r#"{"a":1}"#),
+        ];
+        rows[1].topic = "b".into();
+        rows[3].topic = "b".into();
+        rows[2].topic = "a".into();
+        let mut converted = to_events(rows);
+        group_by_topic(&mut converted);
+        let seqs: Vec<i64> = converted.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![3, 2, 4, 1]);
+        let keys: Vec<i64> = converted.keys.iter().map(|k| k.seq).collect();
+        assert_eq!(keys, vec![3, 2, 4, 1, 5], "the unreadable row stays last");
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! broker refuses the topic, unreadable headers) parks that one event with the reason
 //! and the cycle counts as a success, so a poison event never blocks the range forever.
 
+use std::sync::Arc;
+
 use outbox_adapters::{PublishError, PulsarPublisher};
 
 use super::acker::Acker;
-use super::batch::{acknowledged_keys, to_events};
+use super::batch::{acknowledged_keys, group_by_topic, to_events};
 
-use crate::slots::SlotRange;
+use crate::lease::Lease;
 use crate::store::{self, Pool, StoreError};
 
 /// What one cycle did.
@@ -32,6 +34,35 @@ pub enum CycleError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// Publishing failed at this row (events before it were acknowledged).
+    #[error("{error} (first unacknowledged event: slot {slot}, seq {seq})")]
+    FailedAt {
+        slot: i32,
+        seq: i64,
+        error: PublishError,
+    },
+    /// The lease's local deadline passed (not renewed in time) or it was revoked: the
+    /// partition must not publish for the range any more.
+    #[error("lease of range {0} is no longer valid; publishing stopped")]
+    LeaseExpired(String),
+}
+
+impl CycleError {
+    /// True when the range is no longer this relay's: stop, do not retry.
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(
+            self,
+            CycleError::LeaseExpired(_) | CycleError::Store(StoreError::Fenced { .. })
+        )
+    }
+}
+
+fn check_lease(lease: &Lease) -> Result<(), CycleError> {
+    if lease.is_valid() {
+        Ok(())
+    } else {
+        Err(CycleError::LeaseExpired(lease.range.to_string()))
+    }
 }
 
 /// What a partition hands to each cycle and gets back: its producers and its
@@ -43,14 +74,38 @@ pub(crate) struct Worker {
 }
 
 /// Runs one cycle. Returns the worker so the caller keeps its producers and acks.
+/// An event that failed too many times in a row, to be parked before the next read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Poison {
+    pub slot: i32,
+    pub seq: i64,
+    pub reason: String,
+}
+
 pub(crate) async fn run_cycle(
     pool: Pool,
-    range: SlotRange,
+    lease: Arc<Lease>,
     start: i32,
     batch_size: usize,
+    poison: Option<Poison>,
     mut worker: Worker,
 ) -> (Worker, Result<CycleReport, CycleError>) {
-    let result = cycle(&pool, range, start, batch_size, &mut worker).await;
+    let result = async {
+        let parked = match poison {
+            Some(poison) => {
+                check_lease(&lease)?;
+                tracing::error!(range = %lease.range, slot = poison.slot, seq = poison.seq, reason = %poison.reason, "parking an event that keeps failing; its range goes on without it");
+                let mut conn = pool.get().await.map_err(StoreError::from)?;
+                store::park(&mut conn, &lease, poison.slot, poison.seq, &poison.reason).await?;
+                1
+            }
+            None => 0,
+        };
+        let mut report = cycle(&pool, &lease, start, batch_size, &mut worker).await?;
+        report.parked += parked;
+        Ok(report)
+    }
+    .await;
     (worker, result)
 }
 
@@ -64,13 +119,15 @@ pub(crate) async fn finish(mut worker: Worker) {
 
 async fn cycle(
     pool: &Pool,
-    range: SlotRange,
+    lease: &Arc<Lease>,
     start: i32,
     batch_size: usize,
     worker: &mut Worker,
 ) -> Result<CycleReport, CycleError> {
+    let range = lease.range;
     let started = std::time::Instant::now();
     worker.acker.reap().await?;
+    check_lease(lease)?;
     let mut rows = {
         let mut conn = pool.get().await.map_err(StoreError::from)?;
         store::read_batch(&mut conn, range, start, batch_size).await?
@@ -91,7 +148,11 @@ async fn cycle(
     };
     let read_at = started.elapsed();
     let read = rows.len();
-    let converted = to_events(rows);
+    let mut converted = to_events(rows);
+    group_by_topic(&mut converted);
+    // Checked again right before publishing: the deadline is set well inside the lease's
+    // expiry, so nobody can have taken the range over yet.
+    check_lease(lease)?;
     let outcome = worker.publisher.publish(converted.events).await;
     let published_at = started.elapsed();
     let acknowledged = acknowledged_keys(&converted.keys, outcome.acknowledged);
@@ -102,7 +163,7 @@ async fn cycle(
         last_seq: acknowledged.seqs.last().copied().unwrap_or(0),
         next_start,
     };
-    worker.acker.submit(pool, range, acknowledged).await?;
+    worker.acker.submit(pool, lease, acknowledged).await?;
     tracing::debug!(
         range = %range,
         rows = read,
@@ -117,16 +178,25 @@ async fn cycle(
             if let Some(row) = failed {
                 tracing::error!(slot = row.slot, seq = row.seq, %error, "parking event the broker will never accept");
                 let mut conn = pool.get().await.map_err(StoreError::from)?;
-                store::park(&mut conn, range, row.slot, row.seq, &error.to_string()).await?;
+                store::park(&mut conn, lease, row.slot, row.seq, &error.to_string()).await?;
                 report.parked = 1;
             }
         }
-        (Some(error), _) => return Err(error.into()),
+        (Some(error), _) => {
+            return Err(match failed {
+                Some(row) => CycleError::FailedAt {
+                    slot: row.slot,
+                    seq: row.seq,
+                    error,
+                },
+                None => error.into(),
+            })
+        }
         (None, Some((index, reason))) if index == outcome.acknowledged => {
             let row = converted.keys[index];
             tracing::error!(slot = row.slot, seq = row.seq, %reason, "parking unreadable event");
             let mut conn = pool.get().await.map_err(StoreError::from)?;
-            store::park(&mut conn, range, row.slot, row.seq, &reason).await?;
+            store::park(&mut conn, lease, row.slot, row.seq, &reason).await?;
             report.parked = 1;
         }
         (None, _) => {}

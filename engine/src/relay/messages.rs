@@ -20,6 +20,11 @@ pub struct Stop;
 #[rtype(result = "()")]
 pub(crate) struct Cycle;
 
+/// Supervisor → itself: renew leases, follow the plan.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Tick;
+
 /// Watcher → supervisor: the outbox sequence moved.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -29,7 +34,7 @@ pub struct NewEvents;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Progress {
-    pub partition: usize,
+    pub range: SlotRange,
     pub published: u64,
     pub parked: u64,
     pub last_seq: i64,
@@ -40,15 +45,16 @@ pub struct Progress {
 pub enum StopReason {
     /// Asked to stop (shutdown).
     Requested,
-    /// Too many failed cycles in a row; the last error.
+    /// Too many failed cycles in a row, a panic, or a cycle past its deadline; the last error.
     Failed(String),
+    /// The lease ran out before it was renewed, or another relay took the range over.
+    LeaseLost(String),
 }
 
 /// Partition → supervisor, from the partition's `stopped` hook.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct PartitionStopped {
-    pub partition: usize,
     pub range: SlotRange,
     pub reason: StopReason,
 }
@@ -63,12 +69,17 @@ pub struct Shutdown;
 #[rtype(result = "Vec<PartitionState>")]
 pub struct GetPartitions;
 
-/// What the supervisor knows of one partition.
+/// What the supervisor knows of one partition (one leased range).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionState {
-    pub partition: usize,
     pub range: SlotRange,
+    /// The lease's fencing token.
+    pub epoch: i64,
+    /// How long this relay may still publish for the range without a renewal.
+    pub lease_remaining_ms: u64,
     pub running: bool,
+    /// The plan gave the range to another relay (or the relay stops): it is being released.
+    pub releasing: bool,
     pub restarts: u32,
     pub published: u64,
     pub parked: u64,

@@ -45,7 +45,11 @@ pub struct RelayStats {
     pub failed_cycles: AtomicU64,
     /// Partition restarts by the supervisor.
     pub restarts: AtomicU64,
-    /// Connected and partitions started.
+    /// Range leases this relay holds now.
+    pub leases: AtomicU64,
+    /// Leases acquired, released or lost since start.
+    pub lease_changes: AtomicU64,
+    /// Connected, and the first lease tick done (partitions started for its ranges).
     pub ready: AtomicBool,
 }
 

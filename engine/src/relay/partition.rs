@@ -9,30 +9,75 @@
 //!   `max_consecutive_failures` in a row the actor stops and tells the supervisor, which
 //!   restarts it with a fresh publisher. Its durable progress is the outbox itself
 //!   (acknowledged rows are gone), so a restart resumes exactly where it must;
-//! - a panic inside a cycle is caught and counted as a failed cycle.
+//! - a panic inside a cycle, or a cycle the supervisor's watchdog aborts for running past
+//!   `cycle_timeout_ms`, stops the actor with a failure (its producers went down with the
+//!   cycle); the supervisor restarts it;
+//! - it owns its range only through its [`Lease`]: every cycle checks the lease before it
+//!   reads and again before it publishes, and every write is fenced by the lease's epoch;
+//!   when the lease is gone it stops with [`StopReason::LeaseLost`] and is not restarted;
+//! - an event that fails `max_event_attempts` times in a row on a broker that accepted a
+//!   producer for it is parked (with the last error), so it cannot hold its range forever.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures::future::{AbortHandle, Abortable};
 use futures::FutureExt;
 use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
 use outbox_adapters::PulsarPublisher;
 
 use super::acker::Acker;
-use super::cycle::{finish, run_cycle, CycleError, CycleReport, Worker};
+use super::cycle::{finish, run_cycle, CycleError, CycleReport, Poison, Worker};
 use super::messages::{Cycle, PartitionStopped, Progress, Stop, StopReason, Wake};
 use super::supervisor::Supervisor;
 use super::RelayStats;
 use crate::config::RelayConfig;
+use crate::lease::Lease;
 use crate::slots::SlotRange;
 use crate::store::Pool;
 
+/// What the supervisor's watchdog sees of a partition: the cycle running now, since when,
+/// and how to abort it.
+#[derive(Debug, Default)]
+pub struct PartitionHealth {
+    running: Mutex<Option<(Instant, AbortHandle)>>,
+}
+
+impl PartitionHealth {
+    /// Aborts the running cycle if it started more than `limit` ago; true if it did.
+    pub fn abort_if_older_than(&self, limit: Duration) -> bool {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.as_ref() {
+            Some((started, handle)) if started.elapsed() > limit => {
+                handle.abort();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn set(&self, value: Option<(Instant, AbortHandle)>) {
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = value;
+    }
+}
+
+/// Consecutive failures of one event, on a broker that accepted a producer for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failing {
+    slot: i32,
+    seq: i64,
+    attempts: u32,
+}
+
 pub struct Partition {
-    id: usize,
+    lease: Arc<Lease>,
     range: SlotRange,
+    health: Arc<PartitionHealth>,
+    failing: Option<Failing>,
+    poison: Option<Poison>,
     next_start: i32,
     pool: Pool,
     /// Taken out while a cycle runs.
@@ -49,8 +94,8 @@ pub struct Partition {
 impl std::fmt::Debug for Partition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Partition")
-            .field("id", &self.id)
             .field("range", &self.range)
+            .field("epoch", &self.lease.epoch)
             .finish()
     }
 }
@@ -58,17 +103,21 @@ impl std::fmt::Debug for Partition {
 impl Partition {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        id: usize,
-        range: SlotRange,
+        lease: Arc<Lease>,
+        health: Arc<PartitionHealth>,
         pool: Pool,
         pulsar: Pulsar<TokioExecutor>,
         config: Arc<RelayConfig>,
         stats: Arc<RelayStats>,
         supervisor: Addr<Supervisor>,
     ) -> Self {
+        let range = lease.range;
         Partition {
-            id,
+            lease,
             range,
+            health,
+            failing: None,
+            poison: None,
             next_start: range.start,
             pool,
             worker: Some(Worker {
@@ -127,7 +176,7 @@ impl Partition {
                         .parked
                         .fetch_add(report.parked as u64, Ordering::Relaxed);
                     self.supervisor.do_send(Progress {
-                        partition: self.id,
+                        range: self.range,
                         published: report.published as u64,
                         parked: report.parked as u64,
                         last_seq: report.last_seq,
@@ -143,18 +192,53 @@ impl Partition {
                     self.schedule(ctx, delay);
                 }
             }
+            Err(error) if error.is_lease_lost() => {
+                tracing::warn!(range = %self.range, epoch = self.lease.epoch, %error, "partition stops: its lease is gone");
+                self.stop_with(StopReason::LeaseLost(error.to_string()), ctx);
+            }
             Err(error) => {
+                self.note_failure(&error);
                 self.consecutive_failures += 1;
                 self.stats.failed_cycles.fetch_add(1, Ordering::Relaxed);
                 if self.consecutive_failures >= self.config.max_consecutive_failures {
-                    tracing::error!(partition = self.id, range = %self.range, failures = self.consecutive_failures, %error, "partition gives up; the supervisor will restart it");
+                    tracing::error!(range = %self.range, failures = self.consecutive_failures, %error, "partition gives up; the supervisor will restart it");
                     self.stop_with(StopReason::Failed(error.to_string()), ctx);
                 } else {
                     let delay = self.config.retry_backoff(self.consecutive_failures);
-                    tracing::warn!(partition = self.id, range = %self.range, failures = self.consecutive_failures, retry_in_ms = delay.as_millis() as u64, %error, "cycle failed; unacknowledged events stay pending and are published again");
+                    tracing::warn!(range = %self.range, failures = self.consecutive_failures, retry_in_ms = delay.as_millis() as u64, %error, "cycle failed; unacknowledged events stay pending and are published again");
                     self.schedule(ctx, delay);
                 }
             }
+        }
+    }
+}
+
+impl Partition {
+    /// Counts failures that point at one event; past `max_event_attempts` it is parked
+    /// by the next cycle.
+    fn note_failure(&mut self, error: &CycleError) {
+        let CycleError::FailedAt { slot, seq, error } = error else {
+            return;
+        };
+        if !error.implicates_event() {
+            return;
+        }
+        let attempts = match &self.failing {
+            Some(f) if f.slot == *slot && f.seq == *seq => f.attempts + 1,
+            _ => 1,
+        };
+        self.failing = Some(Failing {
+            slot: *slot,
+            seq: *seq,
+            attempts,
+        });
+        if attempts >= self.config.max_event_attempts {
+            self.failing = None;
+            self.poison = Some(Poison {
+                slot: *slot,
+                seq: *seq,
+                reason: format!("failed {attempts} times in a row: {error}"),
+            });
         }
     }
 }
@@ -163,13 +247,13 @@ impl Actor for Partition {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        tracing::info!(partition = self.id, range = %self.range, "partition started");
+        tracing::info!(range = %self.range, epoch = self.lease.epoch, "partition started");
         ctx.notify(Cycle);
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.health.set(None);
         self.supervisor.do_send(PartitionStopped {
-            partition: self.id,
             range: self.range,
             reason: self.stop_reason.clone(),
         });
@@ -188,19 +272,32 @@ impl Handler<Cycle> for Partition {
         };
         let work = run_cycle(
             self.pool.clone(),
-            self.range,
+            self.lease.clone(),
             self.next_start,
             self.config.batch_size as usize,
+            self.poison.take(),
             worker,
         );
-        let guarded = AssertUnwindSafe(work).catch_unwind();
+        let (abort, registration) = AbortHandle::new_pair();
+        self.health.set(Some((Instant::now(), abort)));
+        let guarded = Abortable::new(AssertUnwindSafe(work).catch_unwind(), registration);
         ctx.wait(guarded.into_actor(self).map(|outcome, act, ctx| {
+            act.health.set(None);
             let result = match outcome {
-                Ok((worker, result)) => {
+                Ok(Ok((worker, result))) => {
                     act.worker = Some(worker);
                     result
                 }
-                Err(panic) => {
+                Err(_aborted) => {
+                    let limit = act.config.cycle_timeout_ms;
+                    tracing::error!(range = %act.range, cycle_timeout_ms = limit, "cycle aborted by the watchdog: it ran past its deadline");
+                    act.stop_reason = StopReason::Failed(format!(
+                        "cycle ran longer than cycle_timeout_ms = {limit} and was aborted"
+                    ));
+                    ctx.stop();
+                    return;
+                }
+                Ok(Err(panic)) => {
                     let message = panic
                         .downcast_ref::<String>()
                         .cloned()

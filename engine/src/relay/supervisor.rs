@@ -1,18 +1,28 @@
-//! The supervisor actor: connects, starts one partition per slot range, restarts
-//! partitions that stop on failure (capped exponential backoff), fans wake-ups out, and
-//! drives graceful shutdown.
+//! The supervisor actor: joins the relays sharing this database, owns the ranges its
+//! leases grant, runs one partition per owned range, restarts partitions that fail, gives
+//! up ranges that stay unhealthy, and drives graceful shutdown.
 //!
 //! Contract:
-//! - it waits for PostgreSQL (schema migrated) and Pulsar before starting partitions,
+//! - it waits for PostgreSQL (schema migrated) and Pulsar before taking any lease,
 //!   retrying with backoff and logging what it waits for;
-//! - every slot range has exactly one running partition, except while one is being
-//!   restarted; ranges never overlap, so a key is never published by two partitions;
-//! - [`Shutdown`] stops every partition after its cycle in flight and answers when all
-//!   have stopped.
+//! - every `lease_renew_interval_ms` it runs a membership tick (`store::leases::tick`):
+//!   heartbeat, plan, claims and renewals. A partition runs only for a range whose lease
+//!   this relay holds, and only while the lease's local deadline (renewal sent + three
+//!   quarters of the lease) has not passed;
+//! - a range the plan gives to another relay is handed off cleanly: its partition
+//!   finishes its batch and waits for its acknowledgements, then the lease is released,
+//!   so the next owner starts exactly after what was published (no duplicates);
+//! - a partition that stops on failure (errors, a panic, a cycle the watchdog aborted
+//!   for running past `cycle_timeout_ms`) is restarted with capped backoff; after
+//!   `max_partition_restarts` restarts without progress its range is released as
+//!   unhealthy, so that a healthy relay takes it;
+//! - [`Shutdown`] stops every partition after its cycle in flight, releases every lease,
+//!   leaves the group, and answers.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::channel::oneshot;
@@ -20,19 +30,28 @@ use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
 
 use super::messages::{
     GetPartitions, NewEvents, PartitionState, PartitionStopped, Progress, Shutdown, Stop,
-    StopReason, Wake,
+    StopReason, Tick, Wake,
 };
-use super::partition::Partition;
+use super::partition::{Partition, PartitionHealth};
 use super::wakeup::Watcher;
 use super::RelayStats;
 use crate::config::RelayConfig;
-use crate::slots::{self, SlotRange};
+use crate::lease::Lease;
+use crate::store::leases::{self, Member, TickOutcome};
 use crate::store::{self, Pool, SessionKind, StoreError};
 
+/// One owned range.
 struct Entry {
-    range: SlotRange,
+    lease: Arc<Lease>,
+    health: Arc<PartitionHealth>,
     addr: Option<Addr<Partition>>,
     restarts: u32,
+    /// The plan (or shutdown) wants it released once its partition has stopped.
+    releasing: bool,
+    /// Given up as unhealthy: released with a hint to the planner.
+    unhealthy: bool,
+    /// The lease is gone (expired or taken over): drop the entry when the partition stops.
+    lost: bool,
     published: u64,
     parked: u64,
     last_seq: i64,
@@ -47,75 +66,301 @@ struct Resources {
 pub struct Supervisor {
     config: Arc<RelayConfig>,
     stats: Arc<RelayStats>,
+    member: Member,
     resources: Option<Resources>,
-    entries: Vec<Entry>,
+    /// Owned ranges by their first slot.
+    entries: BTreeMap<i32, Entry>,
     watcher: Option<Addr<Watcher>>,
+    ticking: bool,
+    layout_requested: bool,
+    database_down_since: Option<Instant>,
     shutting_down: bool,
+    left: bool,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervisor")
-            .field("partitions", &self.entries.len())
+            .field("relay_id", &self.member.relay_id)
+            .field("ranges", &self.entries.len())
             .field("shutting_down", &self.shutting_down)
             .finish()
     }
 }
 
+/// A name unique to this process start: host, pid and a clock reading.
+fn relay_identity() -> (String, String, i32) {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let pid = std::process::id();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (format!("{host}-{pid}-{nanos:08x}"), host, pid as i32)
+}
+
 impl Supervisor {
     pub fn new(config: RelayConfig, stats: Arc<RelayStats>) -> Self {
-        let entries = slots::split(config.partitions)
-            .into_iter()
-            .map(|range| Entry {
-                range,
-                addr: None,
-                restarts: 0,
-                published: 0,
-                parked: 0,
-                last_seq: 0,
-            })
-            .collect();
+        let (relay_id, host, pid) = relay_identity();
+        let member = Member {
+            relay_id,
+            host,
+            pid,
+            lease_ms: config.lease_ms as i64,
+        };
         Supervisor {
             config: Arc::new(config),
             stats,
+            member,
             resources: None,
-            entries,
+            entries: BTreeMap::new(),
             watcher: None,
+            ticking: false,
+            layout_requested: false,
+            database_down_since: None,
             shutting_down: false,
+            left: false,
             shutdown_waiters: Vec::new(),
         }
     }
 
-    fn start_partition(&mut self, id: usize, ctx: &mut Context<Self>) {
+    fn start_partition(&mut self, start: i32, ctx: &mut Context<Self>) {
         let Some(resources) = self.resources.clone() else {
             return;
         };
-        if self.shutting_down || self.entries[id].addr.is_some() {
+        let Some(entry) = self.entries.get_mut(&start) else {
+            return;
+        };
+        if self.shutting_down || entry.addr.is_some() || entry.releasing || entry.lost {
             return;
         }
         let partition = Partition::new(
-            id,
-            self.entries[id].range,
+            entry.lease.clone(),
+            entry.health.clone(),
             resources.pool,
             resources.pulsar,
             self.config.clone(),
             self.stats.clone(),
             ctx.address(),
         );
-        self.entries[id].addr = Some(partition.start());
+        entry.addr = Some(partition.start());
     }
 
-    fn running(&self) -> usize {
-        self.entries.iter().filter(|e| e.addr.is_some()).count()
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let Some(resources) = &self.resources else {
+            return;
+        };
+        if self.ticking || self.left {
+            return;
+        }
+        self.ticking = true;
+        let pool = resources.pool.clone();
+        let member = self.member.clone();
+        let leaving = self.shutting_down;
+        let target = (!self.layout_requested).then_some(self.config.partitions);
+        let sent_at = Instant::now();
+        let work = async move {
+            let mut conn = pool.get().await?;
+            leases::tick(&mut conn, &member, leaving, target).await
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
+            act.ticking = false;
+            match result {
+                Ok(outcome) => {
+                    act.layout_requested |= target.is_some();
+                    act.after_tick(outcome, sent_at, ctx);
+                }
+                Err(error) => act.tick_failed(error),
+            }
+        }));
     }
 
-    fn finish_shutdown_if_done(&mut self) {
-        if self.shutting_down && self.running() == 0 {
+    fn tick_failed(&mut self, error: StoreError) {
+        match self.database_down_since {
+            None => {
+                self.database_down_since = Some(Instant::now());
+                tracing::warn!(%error, publish_window_ms = self.config.publish_window().as_millis() as u64,
+                    "cannot renew range leases: PostgreSQL unreachable; partitions stop publishing when their leases run out");
+            }
+            Some(since) => {
+                tracing::debug!(%error, down_ms = since.elapsed().as_millis() as u64, "lease renewal failed again");
+            }
+        }
+    }
+
+    fn after_tick(&mut self, outcome: TickOutcome, sent_at: Instant, ctx: &mut Context<Self>) {
+        if let Some(since) = self.database_down_since.take() {
+            tracing::info!(
+                down_ms = since.elapsed().as_millis() as u64,
+                "PostgreSQL reachable again: leases renewed"
+            );
+        }
+        let valid_until = sent_at + self.config.publish_window();
+        let mut seen = Vec::with_capacity(outcome.owned.len());
+        for owned in &outcome.owned {
+            let start = owned.range.start;
+            seen.push(start);
+            match self.entries.get_mut(&start) {
+                Some(entry)
+                    if entry.lease.epoch == owned.epoch && entry.lease.range == owned.range =>
+                {
+                    entry.lease.extend_to(valid_until);
+                    if !owned.keep && !entry.releasing {
+                        tracing::info!(range = %owned.range, epoch = owned.epoch, "handing range off to another relay");
+                        entry.releasing = true;
+                        self.stop_or_release(start, ctx);
+                    }
+                }
+                Some(entry) => {
+                    // Owned again under another epoch: the old partition is fenced; let it go.
+                    entry.lease.revoke();
+                    entry.lost = true;
+                    if let Some(addr) = &entry.addr {
+                        addr.do_send(Stop);
+                    }
+                }
+                None => {
+                    let lease = Arc::new(Lease::new(owned.range, owned.epoch, valid_until));
+                    let keep = owned.keep && !self.shutting_down;
+                    self.stats.lease_changes.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(range = %owned.range, epoch = owned.epoch, relays = outcome.live_relays, "range lease acquired");
+                    self.entries.insert(
+                        start,
+                        Entry {
+                            lease,
+                            health: Arc::default(),
+                            addr: None,
+                            restarts: 0,
+                            releasing: !keep,
+                            unhealthy: false,
+                            lost: false,
+                            published: 0,
+                            parked: 0,
+                            last_seq: 0,
+                        },
+                    );
+                    if keep {
+                        self.start_partition(start, ctx);
+                    } else {
+                        self.stop_or_release(start, ctx);
+                    }
+                }
+            }
+        }
+        let gone: Vec<i32> = self
+            .entries
+            .keys()
+            .filter(|start| !seen.contains(start))
+            .copied()
+            .collect();
+        for start in gone {
+            let Some(entry) = self.entries.get_mut(&start) else {
+                continue;
+            };
+            if entry.lost {
+                continue;
+            }
+            tracing::warn!(range = %entry.lease.range, epoch = entry.lease.epoch, "range lease lost (expired or taken over); its partition stops");
+            entry.lease.revoke();
+            entry.lost = true;
+            self.stats.lease_changes.fetch_add(1, Ordering::Relaxed);
+            match &entry.addr {
+                Some(addr) => addr.do_send(Stop),
+                None => {
+                    self.entries.remove(&start);
+                }
+            }
+        }
+        self.stats
+            .leases
+            .store(self.entries.len() as u64, Ordering::Relaxed);
+        self.stats.ready.store(true, Ordering::Release);
+        self.finish_shutdown_if_done(ctx);
+    }
+
+    /// Stops the range's partition (the release follows when it has stopped), or
+    /// releases at once when none runs.
+    fn stop_or_release(&mut self, start: i32, ctx: &mut Context<Self>) {
+        let Some(entry) = self.entries.get(&start) else {
+            return;
+        };
+        match &entry.addr {
+            Some(addr) => addr.do_send(Stop),
+            None => self.release(start, ctx),
+        }
+    }
+
+    /// Releases the range's lease in the database, then forgets the entry. A failed
+    /// release is only logged: the lease then expires by itself.
+    fn release(&mut self, start: i32, ctx: &mut Context<Self>) {
+        let (Some(resources), Some(entry)) = (&self.resources, self.entries.get(&start)) else {
+            self.entries.remove(&start);
+            return;
+        };
+        let pool = resources.pool.clone();
+        let relay_id = self.member.relay_id.clone();
+        let (range, epoch, unhealthy) = (entry.lease.range, entry.lease.epoch, entry.unhealthy);
+        entry.lease.revoke();
+        let work = async move {
+            let mut conn = pool.get().await?;
+            leases::release(&mut conn, &relay_id, range, epoch, unhealthy).await
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
+            match result {
+                Ok(true) => tracing::info!(range = %range, epoch, unhealthy, "range lease released"),
+                Ok(false) => tracing::info!(range = %range, epoch, "range lease was already gone"),
+                Err(error) => tracing::warn!(range = %range, epoch, %error, "could not release the range lease; it expires by itself"),
+            }
+            act.stats.lease_changes.fetch_add(1, Ordering::Relaxed);
+            act.entries.remove(&start);
+            act.stats
+                .leases
+                .store(act.entries.len() as u64, Ordering::Relaxed);
+            act.finish_shutdown_if_done(ctx);
+        }));
+    }
+
+    fn watchdog(&mut self) {
+        let limit = Duration::from_millis(self.config.cycle_timeout_ms);
+        for entry in self.entries.values() {
+            if entry.addr.is_some() && entry.health.abort_if_older_than(limit) {
+                tracing::error!(range = %entry.lease.range, "partition stuck in one cycle; aborted");
+            }
+        }
+    }
+
+    fn finish_shutdown_if_done(&mut self, ctx: &mut Context<Self>) {
+        if !self.shutting_down || !self.entries.is_empty() || self.left {
+            return;
+        }
+        self.left = true;
+        let Some(resources) = &self.resources else {
             for waiter in self.shutdown_waiters.drain(..) {
                 let _ = waiter.send(());
             }
-        }
+            return;
+        };
+        let pool = resources.pool.clone();
+        let relay_id = self.member.relay_id.clone();
+        let work = async move {
+            let mut conn = pool.get().await?;
+            leases::leave(&mut conn, &relay_id).await
+        };
+        ctx.spawn(work.into_actor(self).map(|result, act, _ctx| {
+            match result {
+                Ok(()) => tracing::info!(relay = %act.member.relay_id, "left the relay group"),
+                Err(error) => tracing::warn!(%error, "could not leave the relay group; its row expires by itself"),
+            }
+            for waiter in act.shutdown_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }));
     }
 }
 
@@ -172,7 +417,7 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        tracing::info!(partitions = self.entries.len(), "relay starting");
+        tracing::info!(relay = %self.member.relay_id, partitions = self.config.partitions, lease_ms = self.config.lease_ms, "relay starting");
         ctx.spawn(
             connect(self.config.clone())
                 .into_actor(self)
@@ -189,12 +434,20 @@ impl Actor for Supervisor {
                         .start(),
                     );
                     act.resources = Some(resources);
-                    for id in 0..act.entries.len() {
-                        act.start_partition(id, ctx);
-                    }
-                    act.stats.ready.store(true, Ordering::Release);
+                    act.tick(ctx);
+                    let every = Duration::from_millis(act.config.lease_renew_interval_ms);
+                    ctx.run_interval(every, |act, ctx| act.tick(ctx));
+                    ctx.run_interval(Duration::from_millis(500), |act, _| act.watchdog());
                 }),
         );
+    }
+}
+
+impl Handler<Tick> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Tick, ctx: &mut Self::Context) {
+        self.tick(ctx);
     }
 }
 
@@ -202,7 +455,7 @@ impl Handler<NewEvents> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, _: NewEvents, _ctx: &mut Self::Context) {
-        for entry in &self.entries {
+        for entry in self.entries.values() {
             if let Some(addr) = &entry.addr {
                 addr.do_send(Wake);
             }
@@ -214,7 +467,7 @@ impl Handler<Progress> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, progress: Progress, _ctx: &mut Self::Context) {
-        if let Some(entry) = self.entries.get_mut(progress.partition) {
+        if let Some(entry) = self.entries.get_mut(&progress.range.start) {
             entry.published += progress.published;
             entry.parked += progress.parked;
             entry.last_seq = entry.last_seq.max(progress.last_seq);
@@ -228,48 +481,73 @@ impl Handler<PartitionStopped> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, stopped: PartitionStopped, ctx: &mut Self::Context) {
-        let id = stopped.partition;
-        let Some(entry) = self.entries.get_mut(id) else {
+        let start = stopped.range.start;
+        let Some(entry) = self.entries.get_mut(&start) else {
             return;
         };
         entry.addr = None;
-        if self.shutting_down {
-            tracing::info!(partition = id, range = %stopped.range, "partition stopped");
-            self.finish_shutdown_if_done();
+        if entry.lost {
+            self.entries.remove(&start);
+            self.finish_shutdown_if_done(ctx);
+            return;
+        }
+        if entry.releasing || self.shutting_down {
+            tracing::info!(range = %stopped.range, "partition stopped");
+            self.release(start, ctx);
+            return;
+        }
+        let reason = match &stopped.reason {
+            StopReason::Requested => "stop requested".to_owned(),
+            StopReason::Failed(error) | StopReason::LeaseLost(error) => error.clone(),
+        };
+        if let StopReason::LeaseLost(_) = stopped.reason {
+            // Not renewed in time (database unreachable?): the next tick that succeeds
+            // takes the range again, under a new entry, if it is still ours.
+            self.entries.remove(&start);
             return;
         }
         entry.restarts += 1;
         let restarts = entry.restarts;
         self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        if restarts > self.config.max_partition_restarts {
+            tracing::error!(range = %stopped.range, restarts, %reason, "partition keeps failing; giving its range up so that a healthy relay takes it");
+            entry.unhealthy = true;
+            entry.releasing = true;
+            self.release(start, ctx);
+            return;
+        }
         let delay = self.config.retry_backoff(restarts);
-        let reason = match &stopped.reason {
-            StopReason::Requested => "stop requested".to_owned(),
-            StopReason::Failed(error) => error.clone(),
-        };
-        tracing::warn!(partition = id, range = %stopped.range, restarts, restart_in_ms = delay.as_millis() as u64, %reason, "restarting partition");
-        ctx.run_later(delay, move |act, ctx| act.start_partition(id, ctx));
+        tracing::warn!(range = %stopped.range, restarts, restart_in_ms = delay.as_millis() as u64, %reason, "restarting partition");
+        ctx.run_later(delay, move |act, ctx| act.start_partition(start, ctx));
     }
 }
 
 impl Handler<Shutdown> for Supervisor {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
         if !self.shutting_down {
-            tracing::info!("relay shutting down: finishing cycles in flight");
+            tracing::info!(
+                "relay shutting down: finishing cycles in flight, then releasing its ranges"
+            );
         }
         self.shutting_down = true;
         if let Some(watcher) = self.watcher.take() {
             watcher.do_send(Stop);
         }
-        for entry in &self.entries {
-            if let Some(addr) = &entry.addr {
-                addr.do_send(Stop);
+        let starts: Vec<i32> = self.entries.keys().copied().collect();
+        for start in starts {
+            if let Some(entry) = self.entries.get_mut(&start) {
+                if entry.releasing {
+                    continue;
+                }
+                entry.releasing = true;
             }
+            self.stop_or_release(start, ctx);
         }
         let (tx, rx) = oneshot::channel();
         self.shutdown_waiters.push(tx);
-        self.finish_shutdown_if_done();
+        self.finish_shutdown_if_done(ctx);
         Box::pin(async move {
             let _ = rx.await;
         })
@@ -281,12 +559,13 @@ impl Handler<GetPartitions> for Supervisor {
 
     fn handle(&mut self, _: GetPartitions, _ctx: &mut Self::Context) -> Self::Result {
         self.entries
-            .iter()
-            .enumerate()
-            .map(|(partition, e)| PartitionState {
-                partition,
-                range: e.range,
+            .values()
+            .map(|e| PartitionState {
+                range: e.lease.range,
+                epoch: e.lease.epoch,
+                lease_remaining_ms: e.lease.remaining().as_millis() as u64,
                 running: e.addr.is_some(),
+                releasing: e.releasing,
                 restarts: e.restarts,
                 published: e.published,
                 parked: e.parked,

@@ -17,6 +17,10 @@ pub enum StoreError {
     /// Schema missing or different from what this build expects.
     #[error("outbox schema problem: {0}")]
     Schema(String),
+    /// This relay no longer holds the range's lease (taken over, or released): nothing
+    /// was written, and the partition must stop.
+    #[error("lease of range {range} at epoch {epoch} is no longer held: another relay took the range over")]
+    Fenced { range: String, epoch: i64 },
     /// Any other query failure.
     #[error("query failed: {0}")]
     Query(String),

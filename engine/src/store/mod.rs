@@ -10,6 +10,7 @@
 //!   connections): losing it in a database crash only republishes those rows.
 
 mod error;
+pub mod leases;
 mod migrate;
 pub(crate) mod prepared;
 mod relay_queries;

@@ -5,6 +5,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::prepared::prepared;
 use super::StoreError;
+use crate::lease::Lease;
 use crate::slots::SlotRange;
 
 /// One pending outbox row.
@@ -70,47 +71,74 @@ pub async fn read_batch(
     Ok(rows)
 }
 
-/// Deletes published rows and advances the progress of `range`, in one statement.
+#[derive(diesel::QueryableByName)]
+struct Fence {
+    #[diesel(sql_type = BigInt)]
+    held: i64,
+}
+
+fn fenced(fence: Fence, lease: &Lease) -> Result<(), StoreError> {
+    if fence.held == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced {
+            range: lease.range.to_string(),
+            epoch: lease.epoch,
+        })
+    }
+}
+
+/// Deletes published rows and advances the progress of the lease's range, in one
+/// statement, only while the lease still has its epoch (the lease row is share-locked, so
+/// a takeover waits for this statement or this statement sees the new epoch). Fails with
+/// [`StoreError::Fenced`], changing nothing, after a takeover.
 pub async fn acknowledge(
     conn: &mut AsyncPgConnection,
-    range: SlotRange,
+    lease: &Lease,
     slots: &[i32],
     seqs: &[i64],
 ) -> Result<(), StoreError> {
     if seqs.is_empty() {
         return Ok(());
     }
-    prepared(
-        "WITH gone AS ( \
+    let fence: Fence = prepared(
+        "WITH lease AS ( \
+           SELECT 1 FROM outbox_lease WHERE range_start = $3 AND epoch = $5 FOR SHARE), \
+         gone AS ( \
            DELETE FROM outbox_event e USING unnest($1::int[], $2::bigint[]) AS a(slot, seq) \
-           WHERE e.slot = a.slot AND e.seq = a.seq RETURNING e.seq) \
+           WHERE e.slot = a.slot AND e.seq = a.seq AND EXISTS (SELECT 1 FROM lease) RETURNING e.seq) \
          INSERT INTO outbox_progress AS p (range_start, range_end, last_seq, published_total, updated_at) \
          SELECT $3, $4, coalesce(max(seq), 0), count(*), now() FROM gone \
          ON CONFLICT (range_start, range_end) DO UPDATE SET \
            last_seq = greatest(p.last_seq, excluded.last_seq), \
            published_total = p.published_total + excluded.published_total, \
-           updated_at = now()",
+           updated_at = now() \
+         RETURNING (SELECT count(*) FROM lease) AS held",
     )
     .bind::<Array<Integer>, _>(slots)
     .bind::<Array<BigInt>, _>(seqs)
-    .bind::<Integer, _>(range.start)
-    .bind::<Integer, _>(range.end)
-    .execute(conn)
+    .bind::<Integer, _>(lease.range.start)
+    .bind::<Integer, _>(lease.range.end)
+    .bind::<BigInt, _>(lease.epoch)
+    .get_result(conn)
     .await?;
-    Ok(())
+    fenced(fence, lease)
 }
 
-/// Moves one event that can never be published to `outbox_parked`, with the reason.
+/// Moves one event that can never be published to `outbox_parked`, with the reason;
+/// fenced like [`acknowledge`].
 pub async fn park(
     conn: &mut AsyncPgConnection,
-    range: SlotRange,
+    lease: &Lease,
     slot: i32,
     seq: i64,
     reason: &str,
 ) -> Result<(), StoreError> {
-    prepared(
-        "WITH moved AS ( \
-           DELETE FROM outbox_event WHERE slot = $1 AND seq = $2 RETURNING *), \
+    let fence: Fence = prepared(
+        "WITH lease AS ( \
+           SELECT 1 FROM outbox_lease WHERE range_start = $4 AND epoch = $6 FOR SHARE), \
+         moved AS ( \
+           DELETE FROM outbox_event WHERE slot = $1 AND seq = $2 AND EXISTS (SELECT 1 FROM lease) RETURNING *), \
          parked AS ( \
            INSERT INTO outbox_parked (slot, seq, key, topic, event_type, payload, headers, event_id, created_at, reason) \
            SELECT slot, seq, key, topic, event_type, payload, headers, event_id, created_at, $3 FROM moved \
@@ -118,16 +146,18 @@ pub async fn park(
          INSERT INTO outbox_progress AS p (range_start, range_end, parked_total, updated_at) \
          SELECT $4, $5, count(*), now() FROM parked \
          ON CONFLICT (range_start, range_end) DO UPDATE SET \
-           parked_total = p.parked_total + excluded.parked_total, updated_at = now()",
+           parked_total = p.parked_total + excluded.parked_total, updated_at = now() \
+         RETURNING (SELECT count(*) FROM lease) AS held",
     )
     .bind::<Integer, _>(slot)
     .bind::<BigInt, _>(seq)
     .bind::<Text, _>(reason)
-    .bind::<Integer, _>(range.start)
-    .bind::<Integer, _>(range.end)
-    .execute(conn)
+    .bind::<Integer, _>(lease.range.start)
+    .bind::<Integer, _>(lease.range.end)
+    .bind::<BigInt, _>(lease.epoch)
+    .get_result(conn)
     .await?;
-    Ok(())
+    fenced(fence, lease)
 }
 
 /// What the wake-up watcher polls: two values that change without reading the table.

@@ -1,6 +1,7 @@
-//! What `outbox-relay status` shows: backlog, its age, per-range progress.
+//! What `outbox-relay status` shows: backlog, its age, per-range progress, the relays
+//! and their range leases, and writers holding a key's lock open.
 
-use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
@@ -32,6 +33,57 @@ struct Backlog {
     parked: i64,
 }
 
+/// One range lease: who owns it, under which epoch, until when, and what waits in it.
+#[derive(Debug, Clone, Serialize, diesel::QueryableByName)]
+pub struct LeaseStatus {
+    #[diesel(sql_type = Integer)]
+    pub range_start: i32,
+    #[diesel(sql_type = Integer)]
+    pub range_end: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub owner: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub epoch: i64,
+    /// Seconds until the lease expires by the database's clock (negative: expired).
+    #[diesel(sql_type = Nullable<Double>)]
+    pub expires_in_s: Option<f64>,
+    #[diesel(sql_type = BigInt)]
+    pub pending: i64,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub oldest_pending_age_s: Option<f64>,
+}
+
+/// One relay process of the group.
+#[derive(Debug, Clone, Serialize, diesel::QueryableByName)]
+pub struct RelayStatus {
+    #[diesel(sql_type = Text)]
+    pub relay_id: String,
+    #[diesel(sql_type = Text)]
+    pub host: String,
+    #[diesel(sql_type = Integer)]
+    pub pid: i32,
+    #[diesel(sql_type = Double)]
+    pub heartbeat_age_s: f64,
+    #[diesel(sql_type = Bool)]
+    pub leaving: bool,
+}
+
+/// A writer transaction holding a key's enqueue lock: the key's later events (and, while
+/// it stays open, this event) wait for it.
+#[derive(Debug, Clone, Serialize, diesel::QueryableByName)]
+pub struct KeyLockHolder {
+    #[diesel(sql_type = Integer)]
+    pub pid: i32,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub transaction_age_s: Option<f64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub state: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub application_name: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub keys_locked: i64,
+}
+
 /// A snapshot of the outbox.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -39,6 +91,10 @@ pub struct Status {
     pub oldest_pending_age_s: Option<f64>,
     pub parked: i64,
     pub ranges: Vec<RangeProgress>,
+    pub leases: Vec<LeaseStatus>,
+    pub relays: Vec<RelayStatus>,
+    /// Open writer transactions holding key locks for longer than a second.
+    pub key_locks: Vec<KeyLockHolder>,
 }
 
 pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> {
@@ -56,7 +112,38 @@ pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> 
     )
     .load(conn)
     .await?;
+    let leases: Vec<LeaseStatus> = diesel::sql_query(
+        "SELECT l.range_start, l.range_end, l.owner, l.epoch, \
+                CASE WHEN l.owner IS NULL THEN NULL \
+                     ELSE extract(epoch FROM l.expires_at - now())::float8 END AS expires_in_s, \
+                count(e.seq) AS pending, \
+                extract(epoch FROM now() - min(e.created_at))::float8 AS oldest_pending_age_s \
+         FROM outbox_lease l LEFT JOIN outbox_event e ON e.slot BETWEEN l.range_start AND l.range_end \
+         GROUP BY l.range_start, l.range_end, l.owner, l.epoch, l.expires_at ORDER BY l.range_start",
+    )
+    .load(conn)
+    .await?;
+    let relays: Vec<RelayStatus> = diesel::sql_query(
+        "SELECT relay_id, host, pid, extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_s, \
+                leaving FROM outbox_relay WHERE expires_at >= now() ORDER BY relay_id",
+    )
+    .load(conn)
+    .await?;
+    let key_locks: Vec<KeyLockHolder> = diesel::sql_query(
+        "SELECT a.pid, extract(epoch FROM now() - a.xact_start)::float8 AS transaction_age_s, \
+                a.state, a.application_name, count(*) AS keys_locked \
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.database = \
+               (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND a.pid <> pg_backend_pid() AND a.xact_start < now() - interval '1 second' \
+         GROUP BY a.pid, a.xact_start, a.state, a.application_name ORDER BY a.xact_start",
+    )
+    .load(conn)
+    .await?;
     Ok(Status {
+        leases,
+        relays,
+        key_locks,
         pending: backlog.pending,
         oldest_pending_age_s: backlog.oldest_pending_age_s,
         parked: backlog.parked,

@@ -1,0 +1,173 @@
+//! Range leases against the real PostgreSQL: even spread, fencing by epoch, expiry judged
+//! by the database's clock, immediate handoff on release.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use diesel_async::AsyncPgConnection;
+use outbox_engine::lease::Lease;
+use outbox_engine::store::leases::{self, Member, Owned};
+use outbox_engine::store::{self, StoreError};
+use outbox_engine::{enqueue, NewEvent};
+use support::*;
+
+fn member(name: &str, lease_ms: i64) -> Member {
+    Member {
+        relay_id: name.into(),
+        host: "test".into(),
+        pid: 1,
+        lease_ms,
+    }
+}
+
+async fn tick(conn: &mut AsyncPgConnection, who: &Member) -> Vec<Owned> {
+    leases::tick(conn, who, false, None).await.unwrap().owned
+}
+
+fn kept(owned: &[Owned]) -> Vec<Owned> {
+    owned.iter().filter(|o| o.keep).cloned().collect()
+}
+
+#[tokio::test]
+async fn ranges_spread_evenly_and_are_never_owned_twice() {
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    let a = member("a", 60_000);
+    let b = member("b", 60_000);
+    let c = member("c", 60_000);
+    let first = leases::tick(&mut conn, &a, false, Some(6)).await.unwrap();
+    assert_eq!(first.owned.len(), 6, "alone, a relay owns every range");
+    // b and c join: the plan gives them two ranges each, a hands four off.
+    tick(&mut conn, &b).await;
+    tick(&mut conn, &c).await;
+    let a_owned = tick(&mut conn, &a).await;
+    assert_eq!(kept(&a_owned).len(), 2, "a keeps its share");
+    for handed in a_owned.iter().filter(|o| !o.keep) {
+        assert!(
+            leases::release(&mut conn, "a", handed.range, handed.epoch, false)
+                .await
+                .unwrap()
+        );
+    }
+    let b_owned = tick(&mut conn, &b).await;
+    let c_owned = tick(&mut conn, &c).await;
+    let a_owned = tick(&mut conn, &a).await;
+    assert_eq!((a_owned.len(), b_owned.len(), c_owned.len()), (2, 2, 2));
+    let mut starts = HashSet::new();
+    for o in a_owned.iter().chain(&b_owned).chain(&c_owned) {
+        assert!(o.keep);
+        assert!(
+            starts.insert(o.range.start),
+            "range {} owned twice",
+            o.range
+        );
+    }
+    // Epochs of ranges that changed owner moved past every earlier one.
+    let max_first = first.owned.iter().map(|o| o.epoch).max().unwrap();
+    assert!(b_owned.iter().all(|o| o.epoch > max_first));
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_stale_owner_is_fenced_after_expiry_and_takeover() {
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    let slow = member("slow", 1_000);
+    let owned = leases::tick(&mut conn, &slow, false, Some(1))
+        .await
+        .unwrap()
+        .owned;
+    let stale = Lease::new(
+        owned[0].range,
+        owned[0].epoch,
+        Instant::now() + Duration::from_secs(60),
+    );
+    let seq = enqueue(&mut conn, &NewEvent::new("k", "t", "E", b"x".to_vec()))
+        .await
+        .unwrap();
+    let slot = store::read_batch(&mut conn, stale.range, 0, 10)
+        .await
+        .unwrap()[0]
+        .slot;
+
+    // While "slow" holds a live lease, nobody else can claim it.
+    let other = member("other", 60_000);
+    assert!(tick(&mut conn, &other).await.is_empty());
+    // The lease expires by the database's clock; the other relay takes it over.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let taken = tick(&mut conn, &other).await;
+    assert_eq!(taken.len(), 1);
+    assert!(taken[0].epoch > stale.epoch);
+
+    // The stale owner's writes change nothing.
+    let error = store::acknowledge(&mut conn, &stale, &[slot], &[seq])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Fenced { .. }), "{error}");
+    let error = store::park(&mut conn, &stale, slot, seq, "test")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Fenced { .. }), "{error}");
+    assert_eq!(
+        pending_count(&mut conn).await,
+        1,
+        "the fenced writes deleted nothing"
+    );
+    assert!(
+        !leases::release(&mut conn, "slow", stale.range, stale.epoch, false)
+            .await
+            .unwrap()
+    );
+
+    // The new owner's writes go through.
+    let fresh = Lease::new(
+        taken[0].range,
+        taken[0].epoch,
+        Instant::now() + Duration::from_secs(60),
+    );
+    store::acknowledge(&mut conn, &fresh, &[slot], &[seq])
+        .await
+        .unwrap();
+    assert_eq!(pending_count(&mut conn).await, 0);
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_released_range_is_taken_at_the_next_tick_and_layout_changes_wait_for_release() {
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    let a = member("a", 60_000);
+    let b = member("b", 60_000);
+    let owned = leases::tick(&mut conn, &a, false, Some(2))
+        .await
+        .unwrap()
+        .owned;
+    assert_eq!(owned.len(), 2);
+    // a leaves gracefully: b takes both ranges at once, without waiting for expiry.
+    leases::leave(&mut conn, "a").await.unwrap();
+    assert_eq!(tick(&mut conn, &b).await.len(), 2);
+
+    // b asks for 4 ranges: its two current ones must be released first (no key is ever
+    // owned twice), then the table is re-cut and b owns the four new ones.
+    let during = leases::tick(&mut conn, &b, false, Some(4))
+        .await
+        .unwrap()
+        .owned;
+    assert!(
+        during.iter().all(|o| !o.keep),
+        "mismatched ranges are handed back"
+    );
+    for o in &during {
+        leases::release(&mut conn, "b", o.range, o.epoch, false)
+            .await
+            .unwrap();
+    }
+    let after = tick(&mut conn, &b).await;
+    assert_eq!(after.len(), 4);
+    assert_eq!(after.iter().map(|o| o.range.len()).sum::<i32>(), 1024);
+    db.drop_now().await;
+}
