@@ -10,7 +10,7 @@ CARGO ?= cargo
 include mk/services.mk
 -include mk/perf.mk
 
-.PHONY: all toolchain build test unit-test demo migrate status relay lint fmt bench clean
+.PHONY: all toolchain build test unit-test faults demo migrate status relay lint fmt bench clean
 
 all: build
 
@@ -25,6 +25,14 @@ test: toolchain services
 	@mkdir -p target; $(SERVICES_ENV); set -o pipefail; \
 	  $(CARGO) test --workspace --no-fail-fast -- --nocapture 2>&1 | tee target/test.log; \
 	  status=$$?; scripts/test-summary.sh target/test.log; exit $$status
+
+## The fault suite, long: 3 relays on one database under load, with SIGKILL, SIGSTOP,
+## broker and database restarts, terminated sessions, a long open transaction, scaling
+## 1 -> 3 -> 1 and a paused broker, many rounds each. `make test` runs it short.
+faults: toolchain services
+	@mkdir -p target; $(SERVICES_ENV); set -o pipefail; \
+	  OUTBOX_FAULTS=long $(CARGO) test -p outbox-engine --test faults -- --nocapture 2>&1 | tee target/faults.log; \
+	  status=$$?; echo; echo "Figures (docs/reliability.md):"; grep -h 'fault-report' target/faults.log; exit $$status
 
 ## Unit tests only (no services needed).
 unit-test: toolchain

@@ -216,6 +216,13 @@ async fn status(config: &RelayConfig, json: bool) -> anyhow::Result<()> {
 async fn relay(config: RelayConfig) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     tracing::info!(?config, "starting relay");
+    // A database that answers with a schema this build cannot work with is a permanent
+    // refusal; an unreachable one is waited for by the relay itself.
+    if let Ok(mut conn) = store::connect(&config.database_url).await {
+        if let Err(error @ store::StoreError::Schema(_)) = store::check_schema(&mut conn).await {
+            anyhow::bail!("refusing to start: {error}");
+        }
+    }
     let handle = Relay::start(config)?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;

@@ -42,9 +42,45 @@ struct SlotCount {
     slots: i32,
 }
 
-/// Fails unless the schema is migrated and agrees with this build on the slot count.
+#[derive(diesel::QueryableByName)]
+struct AppliedVersion {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    version: Option<String>,
+}
+
+/// The newest migration this build carries.
+fn newest_known_version() -> Option<String> {
+    use diesel::migration::MigrationSource;
+    MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .ok()?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .max()
+}
+
+/// Fails unless the schema is migrated to exactly this build's newest version (a relay
+/// older or newer than the database refuses to run, saying which side to upgrade) and
+/// agrees with this build on the slot count.
 pub async fn check_schema(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
     use diesel_async::RunQueryDsl;
+    let applied: AppliedVersion =
+        diesel::sql_query("SELECT max(version)::text AS version FROM __diesel_schema_migrations")
+            .get_result(conn)
+            .await?;
+    let known = newest_known_version();
+    match (applied.version, known) {
+        (Some(applied), Some(known)) if applied > known => {
+            return Err(StoreError::Schema(format!(
+                "the database schema is at version {applied}, newer than this relay knows ({known}): upgrade the relay"
+            )))
+        }
+        (Some(applied), Some(known)) if applied < known => {
+            return Err(StoreError::Schema(format!(
+                "the database schema is at version {applied}, older than this relay needs ({known}): run `outbox-relay migrate`"
+            )))
+        }
+        _ => {}
+    }
     let found: SlotCount = diesel::sql_query("SELECT outbox_slot_count() AS slots")
         .get_result(conn)
         .await?;

@@ -1,0 +1,575 @@
+//! The fault suite: several real `outbox-relay` processes on one database, under load,
+//! against the real PostgreSQL and Pulsar, with faults injected on purpose. Every
+//! scenario asserts 0 lost and 0 per-key order violations; failure-free and planned
+//! changes also assert 0 duplicates. Each prints one `fault-report |` line (events, lost,
+//! reordered, duplicates, recovery time) that docs/reliability.md records.
+//!
+//! Short in `make test`; `make faults` runs the same scenarios long (`OUTBOX_FAULTS=long`).
+//! Scenarios run one at a time (they restart shared services and measure recovery).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "fault_support/harness.rs"]
+mod harness;
+mod support;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use diesel_async::RunQueryDsl;
+use harness::*;
+use support::*;
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn assert_no_loss_no_reorder(subscription: &Subscription, committed: &HashSet<i64>) {
+    let missing = subscription.ledger.missing(committed);
+    assert!(
+        missing.is_empty(),
+        "{} committed events lost, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(
+        subscription.ledger.reorders.is_empty(),
+        "per-key order broken: {:?}",
+        &subscription.ledger.reorders[..subscription.ledger.reorders.len().min(10)]
+    );
+}
+
+async fn read_while<F: std::future::Future>(subscription: &mut Subscription, work: F) -> F::Output {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            _ = subscription.collect_at_least(usize::MAX, Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_relays_without_faults_publish_everything_once() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("f_clean");
+    let mut subscription = subscribe(&[&topic]).await;
+    let config = write_config(&db, "clean", 5_000);
+    let relays: Vec<RelayProcess> = (0..3)
+        .map(|i| RelayProcess::start(&config, &format!("clean-{i}")))
+        .collect();
+    let mut conn = db.connect().await;
+    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
+    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(rounds(6, 60) as u64)),
+    )
+    .await;
+    let committed = writer.finish().await;
+    settle(&mut subscription, &committed).await;
+    report("3 relays, no faults", &subscription, &committed, "-");
+    subscription.assert_exactly_committed_in_order(&committed);
+    assert_eq!(
+        subscription.ledger.duplicates, 0,
+        "no fault, yet duplicates"
+    );
+    for relay in relays {
+        relay.stop();
+    }
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_one_relay_in_three_repeatedly_loses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("f_kill");
+    let mut subscription = subscribe(&[&topic]).await;
+    let config = write_config(&db, "kill", 5_000);
+    let mut relays: Vec<RelayProcess> = (0..3)
+        .map(|i| RelayProcess::start(&config, &format!("kill-{i}")))
+        .collect();
+    let mut conn = db.connect().await;
+    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
+    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    let mut takeovers = Vec::new();
+    for round in 0..rounds(2, 10) {
+        read_while(
+            &mut subscription,
+            tokio::time::sleep(Duration::from_secs(2)),
+        )
+        .await;
+        let victim = relays.remove(round % relays.len());
+        let pid = victim.pid();
+        victim.kill();
+        let took = read_while(
+            &mut subscription,
+            wait_for_takeover(&mut conn, pid, Duration::from_secs(30)),
+        )
+        .await;
+        takeovers.push(took);
+        relays.push(RelayProcess::start(&config, &format!("kill-r{round}")));
+    }
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await;
+    let committed = writer.finish().await;
+    settle(&mut subscription, &committed).await;
+    let worst = takeovers.iter().max().copied().unwrap_or_default();
+    report(
+        &format!("SIGKILL 1 of 3, {} rounds", takeovers.len()),
+        &subscription,
+        &committed,
+        &format!(
+            "takeover <= {:.1} s (lease {} s)",
+            worst.as_secs_f64(),
+            LEASE_MS / 1000
+        ),
+    );
+    subscription.assert_exactly_committed_in_order(&committed);
+    for relay in relays {
+        relay.stop();
+    }
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_paused_past_its_lease_records_nothing_when_it_wakes() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("f_stop");
+    let mut subscription = subscribe(&[&topic]).await;
+    let config = write_config(&db, "stop", 5_000);
+    let relays: Vec<RelayProcess> = (0..3)
+        .map(|i| RelayProcess::start(&config, &format!("stop-{i}")))
+        .collect();
+    let mut conn = db.connect().await;
+    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
+    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await;
+    let paused = &relays[0];
+    paused.signal("STOP");
+    let took = read_while(
+        &mut subscription,
+        wait_for_takeover(&mut conn, paused.pid(), Duration::from_secs(30)),
+    )
+    .await;
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_millis(LEASE_MS)),
+    )
+    .await;
+    paused.signal("CONT");
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(4)),
+    )
+    .await;
+    let committed = writer.finish().await;
+    settle(&mut subscription, &committed).await;
+    report(
+        "SIGSTOP past the lease, then SIGCONT",
+        &subscription,
+        &committed,
+        &format!("takeover {:.1} s", took.as_secs_f64()),
+    );
+    subscription.assert_exactly_committed_in_order(&committed);
+    let log = relays[0].log_text();
+    assert!(
+        log.contains("lease") && (log.contains("lost") || log.contains("no longer")),
+        "the woken relay must notice it lost its ranges; its log:\n{log}"
+    );
+    for relay in relays {
+        relay.stop();
+    }
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_one_to_three_to_one_publishes_nothing_twice() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("f_scale");
+    let mut subscription = subscribe(&[&topic]).await;
+    let config = write_config(&db, "scale", 5_000);
+    let first = RelayProcess::start(&config, "scale-0");
+    let mut conn = db.connect().await;
+    wait_for_spread(&mut conn, 1, Duration::from_secs(30)).await;
+    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await;
+    let mut extra: Vec<RelayProcess> = (1..3)
+        .map(|i| RelayProcess::start(&config, &format!("scale-{i}")))
+        .collect();
+    let up = read_while(
+        &mut subscription,
+        wait_for_spread(&mut conn, 3, Duration::from_secs(30)),
+    )
+    .await;
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await;
+    let started = Instant::now();
+    for relay in extra.drain(..) {
+        read_while(&mut subscription, async {
+            tokio::task::spawn_blocking(move || relay.stop())
+                .await
+                .unwrap()
+        })
+        .await;
+    }
+    let down = read_while(
+        &mut subscription,
+        wait_for_spread(&mut conn, 1, Duration::from_secs(30)),
+    )
+    .await
+        + started.elapsed();
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await;
+    let committed = writer.finish().await;
+    settle(&mut subscription, &committed).await;
+    report(
+        "scale 1 -> 3 -> 1 relays",
+        &subscription,
+        &committed,
+        &format!(
+            "spread over 3 in {:.1} s, back to 1 in {:.1} s",
+            up.as_secs_f64(),
+            down.as_secs_f64()
+        ),
+    );
+    subscription.assert_exactly_committed_in_order(&committed);
+    assert_eq!(
+        subscription.ledger.duplicates, 0,
+        "a planned handoff published something twice"
+    );
+    first.stop();
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_sessions_terminated_by_the_server_lose_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("f_term");
+    let mut subscription = subscribe(&[&topic]).await;
+    let config = write_config(&db, "term", 5_000);
+    let relays: Vec<RelayProcess> = (0..3)
+        .map(|i| RelayProcess::start(&config, &format!("term-{i}")))
+        .collect();
+    let mut conn = db.connect().await;
+    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
+    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    let mut admin = db.connect().await;
+    let mut terminated = 0usize;
+    for _ in 0..rounds(10, 100) {
+        read_while(
+            &mut subscription,
+            tokio::time::sleep(Duration::from_millis(500)),
+        )
+        .await;
+        #[derive(diesel::QueryableByName)]
+        struct Killed {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let killed: Killed = diesel::sql_query(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE application_name = 'outbox-relay' AND datname = current_database()",
+        )
+        .get_result(&mut admin)
+        .await
+        .unwrap();
+        terminated += killed.n as usize;
+    }
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await;
+    let committed = writer.finish().await;
+    settle(&mut subscription, &committed).await;
+    report(
+        &format!(
+            "pg_terminate_backend of relay sessions x{}",
+            rounds(10, 100)
+        ),
+        &subscription,
+        &committed,
+        &format!("{terminated} sessions terminated"),
+    );
+    assert!(terminated > 0, "the test terminated no relay session");
+    subscription.assert_exactly_committed_in_order(&committed);
+    for relay in relays {
+        relay.stop();
+    }
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_holding_a_key_open_stalls_only_that_key_and_status_shows_it() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("f_open");
+    let mut subscription = subscribe(&[&topic]).await;
+    let config = write_config(&db, "open", 5_000);
+    let relays: Vec<RelayProcess> = (0..3)
+        .map(|i| RelayProcess::start(&config, &format!("open-{i}")))
+        .collect();
+    let mut conn = db.connect().await;
+    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
+
+    // A transaction enqueues for "stalled" and stays open.
+    let hold = Duration::from_secs(rounds(6, 60) as u64);
+    let mut holder = db.connect().await;
+    diesel::sql_query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    diesel::sql_query(format!(
+        "SELECT outbox_enqueue('stalled', '{topic}', 'E', 'v1'::bytea)"
+    ))
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    read_while(&mut subscription, tokio::time::sleep(hold / 2)).await;
+    let flowing = subscription.ledger.distinct();
+    assert!(
+        flowing > 0,
+        "other keys must flow while one key's transaction is open"
+    );
+    let status = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(["--database-url", &db.url, "status", "--json"])
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let locks = json["key_locks"].as_array().unwrap();
+    assert!(
+        locks
+            .iter()
+            .any(|l| l["transaction_age_s"].as_f64().unwrap_or(0.0) >= 1.0),
+        "status must show the writer holding a key lock: {json}"
+    );
+    read_while(&mut subscription, tokio::time::sleep(hold / 2)).await;
+    let seq: i64 = {
+        #[derive(diesel::QueryableByName)]
+        struct Seq {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            seq: i64,
+        }
+        let row: Seq = diesel::sql_query("SELECT seq FROM outbox_event WHERE key = 'stalled'")
+            .get_result(&mut holder)
+            .await
+            .unwrap();
+        row.seq
+    };
+    diesel::sql_query("COMMIT")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let mut committed = writer.finish().await;
+    committed.insert(seq);
+    settle(&mut subscription, &committed).await;
+    report(
+        &format!("transaction open {} s on one key", hold.as_secs()),
+        &subscription,
+        &committed,
+        &format!("{flowing} events of other keys delivered meanwhile"),
+    );
+    subscription.assert_exactly_committed_in_order(&committed);
+    for relay in relays {
+        relay.stop();
+    }
+    db.drop_now().await;
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/services")
+        .join(name)
+}
+
+fn run_script(name: &str, args: &[&str]) {
+    let status = Command::new("bash")
+        .arg(script(name))
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{name} {args:?} failed (services you run yourself cannot be restarted by this test)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_and_database_restarts_under_load_with_three_relays() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("f_restart");
+    let mut subscription = subscribe(&[&topic]).await;
+    let config = write_config(&db, "restart", 5_000);
+    let relays: Vec<RelayProcess> = (0..3)
+        .map(|i| RelayProcess::start(&config, &format!("restart-{i}")))
+        .collect();
+    let mut conn = db.connect().await;
+    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
+    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await;
+
+    let started = Instant::now();
+    read_while(&mut subscription, async {
+        tokio::task::spawn_blocking(|| run_script("pulsar.sh", &["restart"]))
+            .await
+            .unwrap()
+    })
+    .await;
+    let broker = started.elapsed();
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(3)),
+    )
+    .await;
+
+    let started = Instant::now();
+    read_while(&mut subscription, async {
+        tokio::task::spawn_blocking(|| {
+            run_script("pg.sh", &["down"]);
+            std::thread::sleep(Duration::from_secs(2));
+            run_script("pg.sh", &["up"]);
+        })
+        .await
+        .unwrap()
+    })
+    .await;
+    let database = started.elapsed();
+    drop(conn);
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(3)),
+    )
+    .await;
+    let committed = writer.finish().await;
+    settle(&mut subscription, &committed).await;
+    report(
+        "Pulsar restart, then PostgreSQL restart, 3 relays",
+        &subscription,
+        &committed,
+        &format!(
+            "broker down+up {:.1} s, database down+up {:.1} s",
+            broker.as_secs_f64(),
+            database.as_secs_f64()
+        ),
+    );
+    // A writer's commit cut by the database restart may have happened without its
+    // answer: such events may arrive without being counted as committed.
+    assert_no_loss_no_reorder(&subscription, &committed);
+    for relay in relays {
+        relay.stop();
+    }
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_paused_mid_batch_longer_than_the_operation_timeout_keeps_key_order() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("f_pause");
+    let mut subscription = subscribe(&[&topic]).await;
+    // Several-KB payloads and a 2 s operation timeout: a read batch spans many broker
+    // batches, and a pause of 5 s expires those in flight.
+    let config = write_config(&db, "pause", 2_000);
+    let mut conn = db.connect().await;
+    let mut backlog = HashSet::new();
+    for chunk in 0..40 {
+        let events: Vec<outbox_engine::NewEvent> = (0..100)
+            .map(|i| {
+                outbox_engine::NewEvent::new(
+                    format!("k{}", (chunk * 100 + i) % 50),
+                    topic.as_str(),
+                    "Big",
+                    vec![b'x'; 6_000],
+                )
+            })
+            .collect();
+        backlog.extend(
+            outbox_engine::enqueue_batch(&mut conn, &events)
+                .await
+                .unwrap(),
+        );
+    }
+    let relays: Vec<RelayProcess> = (0..3)
+        .map(|i| RelayProcess::start(&config, &format!("pause-{i}")))
+        .collect();
+    let pid = std::fs::read_to_string(
+        std::env::var("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(".cache/outbox-engine/pulsar.pid"),
+    )
+    .expect("the broker's pid file (a broker you run yourself cannot be paused by this test)")
+    .trim()
+    .to_owned();
+    subscription
+        .collect_at_least(200, Duration::from_secs(60))
+        .await;
+    let pause = |signal: &str| {
+        assert!(Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    for _ in 0..rounds(1, 5) {
+        pause("STOP");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        pause("CONT");
+        subscription
+            .collect_at_least(
+                subscription.ledger.distinct() + 500,
+                Duration::from_secs(60),
+            )
+            .await;
+    }
+    settle(&mut subscription, &backlog).await;
+    report(
+        "broker paused 5 s mid-batch, 6 KB payloads, 2 s timeout",
+        &subscription,
+        &backlog,
+        "-",
+    );
+    subscription.assert_exactly_committed_in_order(&backlog);
+    for relay in relays {
+        relay.stop();
+    }
+    db.drop_now().await;
+}
