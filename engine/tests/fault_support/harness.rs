@@ -57,7 +57,7 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    pub fn start(config: &PathBuf, name: &str) -> RelayProcess {
+    pub fn start(config: &std::path::Path, name: &str) -> RelayProcess {
         let log = config.with_file_name(format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
