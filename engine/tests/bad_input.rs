@@ -258,3 +258,133 @@ fn migrate_against_unreachable_database_exits_non_zero_with_reason() {
     );
     assert!(!stderr.contains("secret"), "password leaked: {stderr}");
 }
+
+#[test]
+fn contradicting_lease_timings_are_rejected_naming_the_field() {
+    let dir = std::env::temp_dir().join(unique("cfg"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lease.toml");
+    std::fs::write(&file, "lease_ms = 2000\nlease_renew_interval_ms = 1000\n").unwrap();
+    let (ok, stderr) = relay_command(&["--config", file.to_str().unwrap(), "run"]);
+    assert!(
+        !ok && stderr.contains("lease_renew_interval_ms"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &file,
+        "cycle_timeout_ms = 5000\n[pulsar]\noperation_timeout_ms = 30000\n",
+    )
+    .unwrap();
+    let (ok, stderr) = relay_command(&["--config", file.to_str().unwrap(), "run"]);
+    assert!(!ok && stderr.contains("cycle_timeout_ms"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_relay_refuses_a_database_whose_schema_version_differs() {
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (ok, stderr) = relay_command(&[
+        "--database-url",
+        &db.url,
+        "--pulsar-url",
+        &pulsar_url(),
+        "run",
+    ]);
+    assert!(!ok, "the relay must refuse to start");
+    assert!(
+        stderr.contains("29991231000000") && stderr.contains("upgrade the relay"),
+        "{stderr}"
+    );
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_whole_message_over_the_broker_limit_is_refused_at_enqueue() {
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    // The payload alone is within its limit; with a long key (sent twice) the message is not.
+    let event = NewEvent::new(
+        "k".repeat(40_000),
+        "orders",
+        "E",
+        vec![b'x'; MAX_PAYLOAD_BYTES - 1_000],
+    );
+    assert_eq!(invalid_field(enqueue(&mut conn, &event).await), "event");
+    let error = diesel::sql_query("SELECT outbox_enqueue($1, 'orders', 'E', $2)")
+        .bind::<Text, _>(&event.key)
+        .bind::<Bytea, _>(&event.payload)
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    let error = StoreError::from(error).to_string();
+    assert!(
+        error.contains("message") && error.contains("broker limit"),
+        "{error}"
+    );
+    assert_eq!(pending_count(&mut conn).await, 0);
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_larger_than_the_broker_accepts_is_parked_and_blocks_nothing() {
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("too_big");
+    let mut subscription = subscribe(&[&topic]).await;
+    let mut conn = db.connect().await;
+    // The broker here is configured (for this relay) to take at most 64 KiB.
+    let big = enqueue(
+        &mut conn,
+        &NewEvent::new("big", topic.as_str(), "E", vec![b'x'; 100_000]),
+    )
+    .await
+    .unwrap();
+    let mut good = HashSet::new();
+    for i in 0..20 {
+        good.insert(
+            enqueue(
+                &mut conn,
+                &NewEvent::new(format!("k{i}"), topic.as_str(), "E", b"g".to_vec()),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let mut config = db.relay_config();
+    config.partitions = 1;
+    config.pulsar.max_message_bytes = 64 * 1024;
+    let relay = Relay::start(config).expect("relay start");
+    subscription
+        .collect_until_seen(&good, Duration::from_secs(60))
+        .await;
+    assert!(
+        subscription.ledger.missing(&good).is_empty(),
+        "the large event blocked its range"
+    );
+    wait_until_drained(&mut conn).await;
+    #[derive(diesel::QueryableByName)]
+    struct Parked {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+        #[diesel(sql_type = Text)]
+        reason: String,
+    }
+    let parked: Vec<Parked> = diesel::sql_query("SELECT seq, reason FROM outbox_parked")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].seq, big);
+    assert!(
+        parked[0].reason.contains("max_message_bytes"),
+        "{}",
+        parked[0].reason
+    );
+    assert!(!subscription.ledger.has_seen(big));
+    relay.shutdown().await.unwrap();
+    db.drop_now().await;
+}

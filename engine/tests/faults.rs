@@ -573,3 +573,90 @@ async fn broker_paused_mid_batch_longer_than_the_operation_timeout_keeps_key_ord
     }
     db.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_connection_cut_and_restored_loses_nothing_and_recovers_quickly() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("f_cut");
+    let mut subscription = subscribe(&[&topic]).await;
+    let target = {
+        let parsed = url::Url::parse(&db.url).unwrap();
+        let host = parsed.host_str().unwrap().to_owned();
+        let found = tokio::net::lookup_host((host.as_str(), parsed.port().unwrap_or(5432)))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        found
+    };
+    let proxy = TcpProxy::start(target).await;
+    let config = write_config_for(&with_port(&db.url, proxy.port), "cut", 5_000);
+    let relays: Vec<RelayProcess> = (0..3)
+        .map(|i| RelayProcess::start(&config, &format!("cut-{i}")))
+        .collect();
+    let mut conn = db.connect().await;
+    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
+    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    let outage = Duration::from_secs(rounds(5, 15) as u64);
+    let mut recoveries = Vec::new();
+    for _ in 0..rounds(1, 3) {
+        read_while(
+            &mut subscription,
+            tokio::time::sleep(Duration::from_secs(2)),
+        )
+        .await;
+        proxy.cut();
+        read_while(&mut subscription, tokio::time::sleep(outage)).await;
+        let before = subscription.ledger.distinct();
+        proxy.restore();
+        let restored = Instant::now();
+        // Recovery: the first event the relays publish after the database is back.
+        while subscription.ledger.distinct() == before {
+            assert!(
+                restored.elapsed() < Duration::from_secs(60),
+                "nothing published within 60 s of the database's return"
+            );
+            subscription
+                .collect_at_least(before + 1, Duration::from_millis(100))
+                .await;
+        }
+        recoveries.push(restored.elapsed());
+    }
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await;
+    let committed = writer.finish().await;
+    settle(&mut subscription, &committed).await;
+    let worst = recoveries.iter().max().copied().unwrap_or_default();
+    report(
+        &format!(
+            "database connection cut {} s and restored, x{}",
+            outage.as_secs(),
+            recoveries.len()
+        ),
+        &subscription,
+        &committed,
+        &format!(
+            "publishing again {:.1} s after the return (worst)",
+            worst.as_secs_f64()
+        ),
+    );
+    subscription.assert_exactly_committed_in_order(&committed);
+    let logs: String = relays.iter().map(RelayProcess::log_text).collect();
+    assert!(
+        logs.contains("PostgreSQL unreachable"),
+        "the outage must be logged when it starts"
+    );
+    assert!(
+        logs.contains("PostgreSQL reachable again"),
+        "and when it ends"
+    );
+    for relay in relays {
+        relay.stop();
+    }
+    db.drop_now().await;
+}

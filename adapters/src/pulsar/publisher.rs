@@ -220,6 +220,7 @@ impl PulsarPublisher {
         chunk: Vec<OutgoingEvent>,
     ) -> Result<(), PublishError> {
         let deadline = self.config.operation_timeout() + RECEIPT_GRACE;
+        let operation_timeout_ms = self.config.operation_timeout_ms;
         let batching = self.batching();
         let producer = self.producer(topic).await?;
         let work = async {
@@ -245,7 +246,25 @@ impl PulsarPublisher {
             }
             Ok(())
         };
-        match tokio::time::timeout(deadline, work).await {
+        tokio::pin!(work);
+        // Say early that the broker is slow to answer, and when it answers again: the
+        // failure itself only comes at the operation timeout.
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(SLOW_ACK_WARNING, &mut work).await {
+            Ok(result) => Ok(result),
+            Err(_) => {
+                tracing::warn!(%topic, waited_ms = SLOW_ACK_WARNING.as_millis() as u64, operation_timeout_ms,
+                    "no acknowledgement from Pulsar yet; still waiting (broker down or slow?)");
+                let outcome =
+                    tokio::time::timeout(deadline.saturating_sub(SLOW_ACK_WARNING), &mut work)
+                        .await;
+                if let Ok(Ok(())) = &outcome {
+                    tracing::info!(%topic, waited_ms = started.elapsed().as_millis() as u64, "Pulsar acknowledged again");
+                }
+                outcome
+            }
+        };
+        match result {
             Ok(result) => result,
             Err(_) => Err(PublishError::Timeout {
                 topic: topic.to_owned(),
@@ -288,6 +307,8 @@ impl Drop for PulsarPublisher {
 
 /// What the broker's batch envelope and command framing add to a chunk, at most.
 const BATCH_ENVELOPE_BYTES: usize = 16 * 1024;
+/// How long a chunk waits for its acknowledgement before the publisher says so.
+const SLOW_ACK_WARNING: Duration = Duration::from_secs(5);
 /// Past the crate's own operation timeout (which fails the message by itself), how long
 /// the publisher still waits before giving the chunk up.
 const RECEIPT_GRACE: Duration = Duration::from_secs(1);

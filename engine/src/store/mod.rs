@@ -35,6 +35,9 @@ pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
 const RELAY_SESSION_SETUP: &str =
     "SET synchronous_commit = off; SET application_name = 'outbox-relay'";
 
+/// Longest wait for a pooled connection.
+const POOL_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How relay connections are set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
@@ -72,7 +75,10 @@ pub async fn pool(url: &str, size: u32, kind: SessionKind) -> Result<Pool, Store
     let pool = bb8::Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
-        .connection_timeout(Duration::from_secs(10))
+        // Short: a caller waiting for a connection during an outage should fail and retry
+        // on its own schedule (the relay's backoff, the lease tick), not sit in the pool
+        // long after the database is back.
+        .connection_timeout(POOL_CONNECTION_TIMEOUT)
         .build(manager)
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;

@@ -32,6 +32,10 @@ pub const LEASE_MS: u64 = 3_000;
 pub const PARTITIONS: u32 = 6;
 
 pub fn write_config(db: &TestDb, name: &str, operation_timeout_ms: u64) -> PathBuf {
+    write_config_for(&db.url, name, operation_timeout_ms)
+}
+
+pub fn write_config_for(database_url: &str, name: &str, operation_timeout_ms: u64) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faults");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.toml"));
@@ -41,7 +45,7 @@ pub fn write_config(db: &TestDb, name: &str, operation_timeout_ms: u64) -> PathB
             "database_url = {:?}\npartitions = {PARTITIONS}\nlease_ms = {LEASE_MS}\n\
              lease_renew_interval_ms = 200\ncycle_timeout_ms = {}\nretry_backoff_max_ms = 1000\n\
              shutdown_timeout_ms = 20000\n[pulsar]\nurl = {:?}\noperation_timeout_ms = {operation_timeout_ms}\n",
-            db.url,
+            database_url,
             operation_timeout_ms + 10_000,
             pulsar_url()
         ),
@@ -109,6 +113,19 @@ impl RelayProcess {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RelayProcess {
+    /// A scenario that fails midway must not leave relays running behind it.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -264,4 +281,73 @@ pub async fn settle(subscription: &mut Subscription, committed: &HashSet<i64>) {
         .collect_until_seen(committed, Duration::from_secs(120))
         .await;
     subscription.drain(Duration::from_secs(3)).await;
+}
+
+/// A TCP proxy the test controls, between the relays and PostgreSQL: [`TcpProxy::cut`]
+/// drops every connection and refuses new ones (closing them at once) until
+/// [`TcpProxy::restore`].
+pub struct TcpProxy {
+    pub port: u16,
+    cut: Arc<AtomicBool>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: std::net::SocketAddr) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (cut_flag, gen) = (cut.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if AtomicBool::load(&cut_flag, Ordering::Relaxed) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let born = std::sync::atomic::AtomicU64::load(&gen, Ordering::Relaxed);
+                let (cut_flag, gen) = (cut_flag.clone(), gen.clone());
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    let severed = async {
+                        while std::sync::atomic::AtomicU64::load(&gen, Ordering::Relaxed) == born
+                            && !AtomicBool::load(&cut_flag, Ordering::Relaxed)
+                        {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = copy => {}
+                        _ = severed => {}
+                    }
+                });
+            }
+        });
+        TcpProxy {
+            port,
+            cut,
+            generation,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::Relaxed);
+    }
+}
+
+/// `url` with its port replaced.
+pub fn with_port(url: &str, port: u16) -> String {
+    let mut parsed = url::Url::parse(url).unwrap();
+    parsed.set_port(Some(port)).unwrap();
+    parsed.to_string()
 }
