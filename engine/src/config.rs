@@ -274,6 +274,13 @@ impl RelayConfig {
         Duration::from_millis(self.lease_ms * 3 / 4)
     }
 
+    /// Longest a lease tick waits for the group's lock, and longest a relay session may
+    /// sit idle inside a transaction: a quarter of the lease, so a relay stopped in the
+    /// middle of its tick delays the others' renewals well inside their publish window.
+    pub fn lease_lock_timeout(&self) -> Duration {
+        Duration::from_millis((self.lease_ms / 4).max(250))
+    }
+
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }

@@ -53,16 +53,8 @@ async fn read_while<F: std::future::Future>(subscription: &mut Subscription, wor
 async fn three_relays_without_faults_publish_everything_once() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
-    let db = TestDb::create().await;
-    let topic = unique("f_clean");
-    let mut subscription = subscribe(&[&topic]).await;
-    let config = write_config(&db, "clean", 5_000);
-    let relays: Vec<RelayProcess> = (0..3)
-        .map(|i| RelayProcess::start(&config, &format!("clean-{i}")))
-        .collect();
-    let mut conn = db.connect().await;
-    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
-    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    let (group, mut subscription) = Group::start("clean", 3, 5_000).await;
+    let writer = group.writer(128).await;
     read_while(
         &mut subscription,
         tokio::time::sleep(Duration::from_secs(rounds(6, 60) as u64)),
@@ -70,32 +62,21 @@ async fn three_relays_without_faults_publish_everything_once() {
     .await;
     let committed = writer.finish().await;
     settle(&mut subscription, &committed).await;
-    report("3 relays, no faults", &subscription, &committed, "-");
+    report("3 group.relays, no faults", &subscription, &committed, "-");
     subscription.assert_exactly_committed_in_order(&committed);
     assert_eq!(
         subscription.ledger.duplicates, 0,
         "no fault, yet duplicates"
     );
-    for relay in relays {
-        relay.stop();
-    }
-    db.drop_now().await;
+    group.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_one_relay_in_three_repeatedly_loses_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
-    let db = TestDb::create().await;
-    let topic = unique("f_kill");
-    let mut subscription = subscribe(&[&topic]).await;
-    let config = write_config(&db, "kill", 5_000);
-    let mut relays: Vec<RelayProcess> = (0..3)
-        .map(|i| RelayProcess::start(&config, &format!("kill-{i}")))
-        .collect();
-    let mut conn = db.connect().await;
-    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
-    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    let (mut group, mut subscription) = Group::start("kill", 3, 5_000).await;
+    let writer = group.writer(128).await;
     let mut takeovers = Vec::new();
     for round in 0..rounds(2, 10) {
         read_while(
@@ -103,16 +84,19 @@ async fn sigkill_of_one_relay_in_three_repeatedly_loses_nothing() {
             tokio::time::sleep(Duration::from_secs(2)),
         )
         .await;
-        let victim = relays.remove(round % relays.len());
+        let victim = group.relays.remove(round % group.relays.len());
         let pid = victim.pid();
         victim.kill();
         let took = read_while(
             &mut subscription,
-            wait_for_takeover(&mut conn, pid, Duration::from_secs(30)),
+            wait_for_takeover(&mut group.conn, pid, Duration::from_secs(30)),
         )
         .await;
         takeovers.push(took);
-        relays.push(RelayProcess::start(&config, &format!("kill-r{round}")));
+        group.relays.push(RelayProcess::start(
+            &group.config,
+            &format!("kill-r{round}"),
+        ));
     }
     read_while(
         &mut subscription,
@@ -133,36 +117,25 @@ async fn sigkill_of_one_relay_in_three_repeatedly_loses_nothing() {
         ),
     );
     subscription.assert_exactly_committed_in_order(&committed);
-    for relay in relays {
-        relay.stop();
-    }
-    db.drop_now().await;
+    group.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_paused_past_its_lease_records_nothing_when_it_wakes() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
-    let db = TestDb::create().await;
-    let topic = unique("f_stop");
-    let mut subscription = subscribe(&[&topic]).await;
-    let config = write_config(&db, "stop", 5_000);
-    let relays: Vec<RelayProcess> = (0..3)
-        .map(|i| RelayProcess::start(&config, &format!("stop-{i}")))
-        .collect();
-    let mut conn = db.connect().await;
-    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
-    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    let (mut group, mut subscription) = Group::start("stop", 3, 5_000).await;
+    let writer = group.writer(128).await;
     read_while(
         &mut subscription,
         tokio::time::sleep(Duration::from_secs(2)),
     )
     .await;
-    let paused = &relays[0];
+    let paused = &group.relays[0];
     paused.signal("STOP");
     let took = read_while(
         &mut subscription,
-        wait_for_takeover(&mut conn, paused.pid(), Duration::from_secs(30)),
+        wait_for_takeover(&mut group.conn, paused.pid(), Duration::from_secs(30)),
     )
     .await;
     read_while(
@@ -185,40 +158,30 @@ async fn a_relay_paused_past_its_lease_records_nothing_when_it_wakes() {
         &format!("takeover {:.1} s", took.as_secs_f64()),
     );
     subscription.assert_exactly_committed_in_order(&committed);
-    let log = relays[0].log_text();
+    let log = group.relays[0].log_text();
     assert!(
         log.contains("lease") && (log.contains("lost") || log.contains("no longer")),
         "the woken relay must notice it lost its ranges; its log:\n{log}"
     );
-    for relay in relays {
-        relay.stop();
-    }
-    db.drop_now().await;
+    group.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_one_to_three_to_one_publishes_nothing_twice() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
-    let db = TestDb::create().await;
-    let topic = unique("f_scale");
-    let mut subscription = subscribe(&[&topic]).await;
-    let config = write_config(&db, "scale", 5_000);
-    let first = RelayProcess::start(&config, "scale-0");
-    let mut conn = db.connect().await;
-    wait_for_spread(&mut conn, 1, Duration::from_secs(30)).await;
-    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    let (mut group, mut subscription) = Group::start("scale", 1, 5_000).await;
+    let writer = group.writer(128).await;
     read_while(
         &mut subscription,
         tokio::time::sleep(Duration::from_secs(2)),
     )
     .await;
-    let mut extra: Vec<RelayProcess> = (1..3)
-        .map(|i| RelayProcess::start(&config, &format!("scale-{i}")))
-        .collect();
+    group.add_relay();
+    group.add_relay();
     let up = read_while(
         &mut subscription,
-        wait_for_spread(&mut conn, 3, Duration::from_secs(30)),
+        wait_for_spread(&mut group.conn, 3, Duration::from_secs(30)),
     )
     .await;
     read_while(
@@ -227,7 +190,8 @@ async fn scaling_one_to_three_to_one_publishes_nothing_twice() {
     )
     .await;
     let started = Instant::now();
-    for relay in extra.drain(..) {
+    while group.relays.len() > 1 {
+        let relay = group.relays.pop().expect("more than one");
         read_while(&mut subscription, async {
             tokio::task::spawn_blocking(move || relay.stop())
                 .await
@@ -237,7 +201,7 @@ async fn scaling_one_to_three_to_one_publishes_nothing_twice() {
     }
     let down = read_while(
         &mut subscription,
-        wait_for_spread(&mut conn, 1, Duration::from_secs(30)),
+        wait_for_spread(&mut group.conn, 1, Duration::from_secs(30)),
     )
     .await
         + started.elapsed();
@@ -263,25 +227,16 @@ async fn scaling_one_to_three_to_one_publishes_nothing_twice() {
         subscription.ledger.duplicates, 0,
         "a planned handoff published something twice"
     );
-    first.stop();
-    db.drop_now().await;
+    group.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_sessions_terminated_by_the_server_lose_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
-    let db = TestDb::create().await;
-    let topic = unique("f_term");
-    let mut subscription = subscribe(&[&topic]).await;
-    let config = write_config(&db, "term", 5_000);
-    let relays: Vec<RelayProcess> = (0..3)
-        .map(|i| RelayProcess::start(&config, &format!("term-{i}")))
-        .collect();
-    let mut conn = db.connect().await;
-    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
-    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
-    let mut admin = db.connect().await;
+    let (group, mut subscription) = Group::start("term", 3, 5_000).await;
+    let writer = group.writer(128).await;
+    let mut admin = group.db.connect().await;
     let mut terminated = 0usize;
     for _ in 0..rounds(10, 100) {
         read_while(
@@ -321,40 +276,30 @@ async fn relay_sessions_terminated_by_the_server_lose_nothing() {
     );
     assert!(terminated > 0, "the test terminated no relay session");
     subscription.assert_exactly_committed_in_order(&committed);
-    for relay in relays {
-        relay.stop();
-    }
-    db.drop_now().await;
+    group.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_holding_a_key_open_stalls_only_that_key_and_status_shows_it() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
-    let db = TestDb::create().await;
-    let topic = unique("f_open");
-    let mut subscription = subscribe(&[&topic]).await;
-    let config = write_config(&db, "open", 5_000);
-    let relays: Vec<RelayProcess> = (0..3)
-        .map(|i| RelayProcess::start(&config, &format!("open-{i}")))
-        .collect();
-    let mut conn = db.connect().await;
-    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
+    let (group, mut subscription) = Group::start("open", 3, 5_000).await;
 
     // A transaction enqueues for "stalled" and stays open.
     let hold = Duration::from_secs(rounds(6, 60) as u64);
-    let mut holder = db.connect().await;
+    let mut holder = group.db.connect().await;
     diesel::sql_query("BEGIN")
         .execute(&mut holder)
         .await
         .unwrap();
     diesel::sql_query(format!(
-        "SELECT outbox_enqueue('stalled', '{topic}', 'E', 'v1'::bytea)"
+        "SELECT outbox_enqueue('stalled', '{}', 'E', 'v1'::bytea)",
+        group.topic
     ))
     .execute(&mut holder)
     .await
     .unwrap();
-    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    let writer = group.writer(128).await;
     read_while(&mut subscription, tokio::time::sleep(hold / 2)).await;
     let flowing = subscription.ledger.distinct();
     assert!(
@@ -362,7 +307,7 @@ async fn a_transaction_holding_a_key_open_stalls_only_that_key_and_status_shows_
         "other keys must flow while one key's transaction is open"
     );
     let status = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
-        .args(["--database-url", &db.url, "status", "--json"])
+        .args(["--database-url", &group.db.url, "status", "--json"])
         .output()
         .unwrap();
     assert!(status.status.success());
@@ -401,10 +346,7 @@ async fn a_transaction_holding_a_key_open_stalls_only_that_key_and_status_shows_
         &format!("{flowing} events of other keys delivered meanwhile"),
     );
     subscription.assert_exactly_committed_in_order(&committed);
-    for relay in relays {
-        relay.stop();
-    }
-    db.drop_now().await;
+    group.finish().await;
 }
 
 fn script(name: &str) -> PathBuf {
@@ -429,16 +371,8 @@ fn run_script(name: &str, args: &[&str]) {
 async fn broker_and_database_restarts_under_load_with_three_relays() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
-    let db = TestDb::create().await;
-    let topic = unique("f_restart");
-    let mut subscription = subscribe(&[&topic]).await;
-    let config = write_config(&db, "restart", 5_000);
-    let relays: Vec<RelayProcess> = (0..3)
-        .map(|i| RelayProcess::start(&config, &format!("restart-{i}")))
-        .collect();
-    let mut conn = db.connect().await;
-    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
-    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    let (group, mut subscription) = Group::start("restart", 3, 5_000).await;
+    let writer = group.writer(128).await;
     read_while(
         &mut subscription,
         tokio::time::sleep(Duration::from_secs(2)),
@@ -471,7 +405,7 @@ async fn broker_and_database_restarts_under_load_with_three_relays() {
     })
     .await;
     let database = started.elapsed();
-    drop(conn);
+
     read_while(
         &mut subscription,
         tokio::time::sleep(Duration::from_secs(3)),
@@ -480,7 +414,7 @@ async fn broker_and_database_restarts_under_load_with_three_relays() {
     let committed = writer.finish().await;
     settle(&mut subscription, &committed).await;
     report(
-        "Pulsar restart, then PostgreSQL restart, 3 relays",
+        "Pulsar restart, then PostgreSQL restart, 3 group.relays",
         &subscription,
         &committed,
         &format!(
@@ -492,67 +426,45 @@ async fn broker_and_database_restarts_under_load_with_three_relays() {
     // A writer's commit cut by the database restart may have happened without its
     // answer: such events may arrive without being counted as committed.
     assert_no_loss_no_reorder(&subscription, &committed);
-    for relay in relays {
-        relay.stop();
-    }
-    db.drop_now().await;
+    group.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_paused_mid_batch_longer_than_the_operation_timeout_keeps_key_order() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
-    let db = TestDb::create().await;
-    let topic = unique("f_pause");
-    let mut subscription = subscribe(&[&topic]).await;
     // Several-KB payloads and a 2 s operation timeout: a read batch spans many broker
     // batches, and a pause of 5 s expires those in flight.
-    let config = write_config(&db, "pause", 2_000);
-    let mut conn = db.connect().await;
+    let (mut group, mut subscription) = Group::new("pause", 2_000).await;
     let mut backlog = HashSet::new();
     for chunk in 0..40 {
         let events: Vec<outbox_engine::NewEvent> = (0..100)
             .map(|i| {
                 outbox_engine::NewEvent::new(
                     format!("k{}", (chunk * 100 + i) % 50),
-                    topic.as_str(),
+                    group.topic.as_str(),
                     "Big",
                     vec![b'x'; 6_000],
                 )
             })
             .collect();
         backlog.extend(
-            outbox_engine::enqueue_batch(&mut conn, &events)
+            outbox_engine::enqueue_batch(&mut group.conn, &events)
                 .await
                 .unwrap(),
         );
     }
-    let relays: Vec<RelayProcess> = (0..3)
-        .map(|i| RelayProcess::start(&config, &format!("pause-{i}")))
-        .collect();
-    let pid = std::fs::read_to_string(
-        std::env::var("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default()
-            .join(".cache/outbox-engine/pulsar.pid"),
-    )
-    .expect("the broker's pid file (a broker you run yourself cannot be paused by this test)")
-    .trim()
-    .to_owned();
+    for _ in 0..3 {
+        group.add_relay();
+    }
+    let broker = Broker::paused_by_this_test();
     subscription
         .collect_at_least(200, Duration::from_secs(60))
         .await;
-    let pause = |signal: &str| {
-        assert!(Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .unwrap()
-            .success());
-    };
     for _ in 0..rounds(1, 5) {
-        pause("STOP");
+        broker.signal("STOP");
         tokio::time::sleep(Duration::from_secs(5)).await;
-        pause("CONT");
+        broker.signal("CONT");
         subscription
             .collect_at_least(
                 subscription.ledger.distinct() + 500,
@@ -568,21 +480,16 @@ async fn broker_paused_mid_batch_longer_than_the_operation_timeout_keeps_key_ord
         "-",
     );
     subscription.assert_exactly_committed_in_order(&backlog);
-    for relay in relays {
-        relay.stop();
-    }
-    db.drop_now().await;
+    group.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_connection_cut_and_restored_loses_nothing_and_recovers_quickly() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
-    let db = TestDb::create().await;
-    let topic = unique("f_cut");
-    let mut subscription = subscribe(&[&topic]).await;
+    let (mut group, mut subscription) = Group::new("cut", 5_000).await;
     let target = {
-        let parsed = url::Url::parse(&db.url).unwrap();
+        let parsed = url::Url::parse(&group.db.url).unwrap();
         let host = parsed.host_str().unwrap().to_owned();
         let found = tokio::net::lookup_host((host.as_str(), parsed.port().unwrap_or(5432)))
             .await
@@ -591,14 +498,14 @@ async fn the_database_connection_cut_and_restored_loses_nothing_and_recovers_qui
             .unwrap();
         found
     };
+    // The relays reach the database through the proxy; the writer and the test do not.
     let proxy = TcpProxy::start(target).await;
-    let config = write_config_for(&with_port(&db.url, proxy.port), "cut", 5_000);
-    let relays: Vec<RelayProcess> = (0..3)
-        .map(|i| RelayProcess::start(&config, &format!("cut-{i}")))
-        .collect();
-    let mut conn = db.connect().await;
-    wait_for_spread(&mut conn, 3, Duration::from_secs(30)).await;
-    let writer = Writer::start(&db, &topic, 300, 20, 128).await;
+    group.config = write_config_for(&with_port(&group.db.url, proxy.port), "cut", 5_000);
+    for _ in 0..3 {
+        group.add_relay();
+    }
+    wait_for_spread(&mut group.conn, 3, Duration::from_secs(30)).await;
+    let writer = group.writer(128).await;
     let outage = Duration::from_secs(rounds(5, 15) as u64);
     let mut recoveries = Vec::new();
     for _ in 0..rounds(1, 3) {
@@ -646,7 +553,7 @@ async fn the_database_connection_cut_and_restored_loses_nothing_and_recovers_qui
         ),
     );
     subscription.assert_exactly_committed_in_order(&committed);
-    let logs: String = relays.iter().map(RelayProcess::log_text).collect();
+    let logs: String = group.relays.iter().map(RelayProcess::log_text).collect();
     assert!(
         logs.contains("PostgreSQL unreachable"),
         "the outage must be logged when it starts"
@@ -655,8 +562,59 @@ async fn the_database_connection_cut_and_restored_loses_nothing_and_recovers_qui
         logs.contains("PostgreSQL reachable again"),
         "and when it ends"
     );
-    for relay in relays {
-        relay.stop();
-    }
-    db.drop_now().await;
+    group.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_broker_is_paused_exits_within_the_shutdown_limit_without_panicking() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let (mut group, _subscription) = Group::new("stuck", 30_000).await;
+    let text = std::fs::read_to_string(&group.config)
+        .unwrap()
+        .replace("shutdown_timeout_ms = 20000", "shutdown_timeout_ms = 3000");
+    std::fs::write(&group.config, text).unwrap();
+    group.add_relay();
+    wait_for_spread(&mut group.conn, 1, Duration::from_secs(30)).await;
+    let broker = Broker::paused_by_this_test();
+    broker.signal("STOP");
+    let writer = Writer::start(&group.db, &group.topic, 50, 20, 128).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let committed = writer.finish().await;
+    assert!(!committed.is_empty());
+    let mut relay = group.relays.pop().expect("one relay");
+    let started = Instant::now();
+    relay.signal("TERM");
+    let status = loop {
+        if let Some(status) = relay.child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            broker.signal("CONT");
+            panic!("the relay did not exit within 20 s of SIGTERM (shutdown limit 3 s)");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = started.elapsed();
+    broker.signal("CONT");
+    let log = relay.log_text();
+    println!(
+        "fault-report | SIGTERM with the broker paused | {status} after {:.1} s (shutdown limit 3 s), events kept pending {}",
+        took.as_secs_f64(),
+        committed.len()
+    );
+    assert!(
+        !log.contains("panicked"),
+        "the relay panicked while stopping:\n{log}"
+    );
+    assert!(
+        log.contains("shutdown did not finish"),
+        "the log must say the shutdown limit ran out:\n{log}"
+    );
+    // Nothing was lost: the events stay pending for the next relay.
+    assert_eq!(
+        pending_count(&mut group.conn).await as usize,
+        committed.len()
+    );
+    group.finish().await;
 }

@@ -25,7 +25,10 @@ fn member(name: &str, lease_ms: i64) -> Member {
 }
 
 async fn tick(conn: &mut AsyncPgConnection, who: &Member) -> Vec<Owned> {
-    leases::tick(conn, who, false, None).await.unwrap().owned
+    leases::tick(conn, who, false, None, std::time::Duration::from_secs(5))
+        .await
+        .unwrap()
+        .owned
 }
 
 fn kept(owned: &[Owned]) -> Vec<Owned> {
@@ -39,7 +42,15 @@ async fn ranges_spread_evenly_and_are_never_owned_twice() {
     let a = member("a", 60_000);
     let b = member("b", 60_000);
     let c = member("c", 60_000);
-    let first = leases::tick(&mut conn, &a, false, Some(6)).await.unwrap();
+    let first = leases::tick(
+        &mut conn,
+        &a,
+        false,
+        Some(6),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     assert_eq!(first.owned.len(), 6, "alone, a relay owns every range");
     // b and c join: the plan gives them two ranges each, a hands four off.
     tick(&mut conn, &b).await;
@@ -77,10 +88,16 @@ async fn a_stale_owner_is_fenced_after_expiry_and_takeover() {
     let db = TestDb::create().await;
     let mut conn = db.connect().await;
     let slow = member("slow", 1_000);
-    let owned = leases::tick(&mut conn, &slow, false, Some(1))
-        .await
-        .unwrap()
-        .owned;
+    let owned = leases::tick(
+        &mut conn,
+        &slow,
+        false,
+        Some(1),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap()
+    .owned;
     let stale = Lease::new(
         owned[0].range,
         owned[0].epoch,
@@ -142,10 +159,16 @@ async fn a_released_range_is_taken_at_the_next_tick_and_layout_changes_wait_for_
     let mut conn = db.connect().await;
     let a = member("a", 60_000);
     let b = member("b", 60_000);
-    let owned = leases::tick(&mut conn, &a, false, Some(2))
-        .await
-        .unwrap()
-        .owned;
+    let owned = leases::tick(
+        &mut conn,
+        &a,
+        false,
+        Some(2),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap()
+    .owned;
     assert_eq!(owned.len(), 2);
     // a leaves gracefully: b takes both ranges at once, without waiting for expiry.
     leases::leave(&mut conn, "a").await.unwrap();
@@ -153,10 +176,16 @@ async fn a_released_range_is_taken_at_the_next_tick_and_layout_changes_wait_for_
 
     // b asks for 4 ranges: its two current ones must be released first (no key is ever
     // owned twice), then the table is re-cut and b owns the four new ones.
-    let during = leases::tick(&mut conn, &b, false, Some(4))
-        .await
-        .unwrap()
-        .owned;
+    let during = leases::tick(
+        &mut conn,
+        &b,
+        false,
+        Some(4),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap()
+    .owned;
     assert!(
         during.iter().all(|o| !o.keep),
         "mismatched ranges are handed back"
@@ -169,5 +198,48 @@ async fn a_released_range_is_taken_at_the_next_tick_and_layout_changes_wait_for_
     let after = tick(&mut conn, &b).await;
     assert_eq!(after.len(), 4);
     assert_eq!(after.iter().map(|o| o.range.len()).sum::<i32>(), 1024);
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_member_stopped_inside_its_tick_does_not_block_the_group() {
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    // A relay session (as the relay sets it up) that took the group's lock and stopped
+    // answering in the middle of its tick.
+    let mut stuck = db.connect().await;
+    stuck
+        .batch_execute(&format!(
+            "SET idle_in_transaction_session_timeout = 500; BEGIN; SELECT pg_advisory_xact_lock({})",
+            leases::LEASE_LOCK_ID
+        ))
+        .await
+        .unwrap();
+    let healthy = member("healthy", 60_000);
+    let started = Instant::now();
+    let owned = leases::tick(&mut conn, &healthy, false, Some(2), Duration::from_secs(5))
+        .await
+        .expect("the server ends the stuck transaction, and the tick goes through");
+    assert_eq!(owned.owned.len(), 2);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // And a tick never waits without bound: with the lock held by a live transaction
+    // it gives up at its lock timeout.
+    let mut holder = db.connect().await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({})",
+            leases::LEASE_LOCK_ID
+        ))
+        .await
+        .unwrap();
+    let error = leases::tick(&mut conn, &healthy, false, None, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("lock timeout"), "{error}");
+    diesel::sql_query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
     db.drop_now().await;
 }

@@ -32,10 +32,16 @@ async fn enqueue_read_and_acknowledge_are_prepared_once() {
         pid: 1,
         lease_ms: 60_000,
     };
-    let owned = store::leases::tick(&mut conn, &member, false, Some(1))
-        .await
-        .unwrap()
-        .owned;
+    let owned = store::leases::tick(
+        &mut conn,
+        &member,
+        false,
+        Some(1),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap()
+    .owned;
     let lease = Lease::new(
         owned[0].range,
         owned[0].epoch,

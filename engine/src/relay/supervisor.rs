@@ -165,9 +165,10 @@ impl Supervisor {
         let leaving = self.shutting_down;
         let target = (!self.layout_requested).then_some(self.config.partitions);
         let sent_at = Instant::now();
+        let lock_timeout = self.config.lease_lock_timeout();
         let work = async move {
             let mut conn = pool.get().await?;
-            leases::tick(&mut conn, &member, leaving, target).await
+            leases::tick(&mut conn, &member, leaving, target, lock_timeout).await
         };
         ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
             act.ticking = false;
@@ -186,7 +187,7 @@ impl Supervisor {
             None => {
                 self.database_down_since = Some(Instant::now());
                 tracing::warn!(%error, publish_window_ms = self.config.publish_window().as_millis() as u64,
-                    "cannot renew range leases: PostgreSQL unreachable; partitions stop publishing when their leases run out");
+                    "cannot renew range leases (PostgreSQL unreachable or the group's lock held); partitions stop publishing when their leases run out");
             }
             Some(since) => {
                 tracing::debug!(%error, down_ms = since.elapsed().as_millis() as u64, "lease renewal failed again");
@@ -403,7 +404,9 @@ async fn try_database(config: &RelayConfig) -> Result<Pool, StoreError> {
     let pool = store::pool(
         &config.database_url,
         config.effective_pool_size(),
-        SessionKind::Relay,
+        SessionKind::Relay {
+            idle_in_transaction_ms: config.lease_lock_timeout().as_millis() as u64,
+        },
     )
     .await?;
     {

@@ -18,7 +18,7 @@ use crate::lease::planner::{self, RangeView};
 use crate::slots::SlotRange;
 
 /// Advisory lock serialising ticks of every relay on this database ("lease" in ASCII).
-const LEASE_LOCK_ID: i64 = 0x006c_6561_7365;
+pub const LEASE_LOCK_ID: i64 = 0x006c_6561_7365;
 
 /// Who this relay is and how long its leases last.
 #[derive(Debug, Clone)]
@@ -116,8 +116,17 @@ pub async fn tick(
     me: &Member,
     leaving: bool,
     target_ranges: Option<u32>,
+    lock_timeout: std::time::Duration,
 ) -> Result<TickOutcome, StoreError> {
     conn.transaction::<_, StoreError, _>(async |conn| {
+        // Bounded: a member stopped in the middle of its own tick holds this lock until
+        // the server ends its idle transaction (idle_in_transaction_session_timeout).
+        diesel::sql_query(format!(
+            "SET LOCAL lock_timeout = {}",
+            lock_timeout.as_millis()
+        ))
+        .execute(conn)
+        .await?;
         diesel::sql_query(format!("SELECT pg_advisory_xact_lock({LEASE_LOCK_ID})"))
             .execute(conn)
             .await?;

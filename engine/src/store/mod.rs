@@ -32,8 +32,15 @@ pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
 
 /// Session settings of relay connections. Asynchronous commit is safe here: the relay
 /// only commits acknowledgements, and losing one in a crash only republishes events.
-const RELAY_SESSION_SETUP: &str =
-    "SET synchronous_commit = off; SET application_name = 'outbox-relay'";
+/// The idle-in-transaction limit ends a transaction left open by a relay that stopped
+/// in its middle (paused, cut off): its lease tick holds the group's advisory lock, and
+/// the other relays must get it back long before their own leases run out.
+fn relay_session_setup(idle_in_transaction_ms: u64) -> String {
+    format!(
+        "SET synchronous_commit = off; SET application_name = 'outbox-relay'; \
+         SET idle_in_transaction_session_timeout = {idle_in_transaction_ms}"
+    )
+}
 
 /// Longest wait for a pooled connection.
 const POOL_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,8 +49,9 @@ const POOL_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
     /// The relay's own: asynchronous commit for acknowledgements (a lost ack only
-    /// republishes), and a recognisable application name.
-    Relay,
+    /// republishes), a recognisable application name, and transactions left idle for
+    /// longer than this ended by the server.
+    Relay { idle_in_transaction_ms: u64 },
     /// Plain connections, for tools and tests.
     Plain,
 }
@@ -53,17 +61,24 @@ pub enum SessionKind {
 /// report a timeout).
 pub async fn pool(url: &str, size: u32, kind: SessionKind) -> Result<Pool, StoreError> {
     let mut probe = connect(url).await?;
-    if kind == SessionKind::Relay {
-        probe.batch_execute(RELAY_SESSION_SETUP).await?;
+    let setup = match kind {
+        SessionKind::Relay {
+            idle_in_transaction_ms,
+        } => Some(relay_session_setup(idle_in_transaction_ms)),
+        SessionKind::Plain => None,
+    };
+    if let Some(setup) = &setup {
+        probe.batch_execute(setup).await?;
     }
     drop(probe);
     let mut config = ManagerConfig::default();
-    if kind == SessionKind::Relay {
-        config.custom_setup = Box::new(|url| {
+    if let Some(setup) = setup {
+        config.custom_setup = Box::new(move |url| {
             let url = url.to_owned();
+            let setup = setup.clone();
             async move {
                 let mut conn = AsyncPgConnection::establish(&url).await?;
-                conn.batch_execute(RELAY_SESSION_SETUP)
+                conn.batch_execute(&setup)
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(conn)

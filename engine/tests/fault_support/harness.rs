@@ -351,3 +351,109 @@ pub fn with_port(url: &str, port: u16) -> String {
     parsed.set_port(Some(port)).unwrap();
     parsed.to_string()
 }
+
+/// A scenario's fixtures: a throwaway database, a topic, the relays' config file and the
+/// relay processes, plus a connection for the scenario's own queries.
+pub struct Group {
+    pub name: String,
+    pub db: TestDb,
+    pub topic: String,
+    pub config: PathBuf,
+    pub relays: Vec<RelayProcess>,
+    pub conn: AsyncPgConnection,
+}
+
+impl Group {
+    /// Fixtures without relays, and a subscription to the topic opened before anything
+    /// is published.
+    pub async fn new(name: &str, operation_timeout_ms: u64) -> (Group, Subscription) {
+        let db = TestDb::create().await;
+        let topic = unique(&format!("f_{name}"));
+        let subscription = subscribe(&[&topic]).await;
+        let config = write_config(&db, name, operation_timeout_ms);
+        let conn = db.connect().await;
+        let group = Group {
+            name: name.to_owned(),
+            db,
+            topic,
+            config,
+            relays: Vec::new(),
+            conn,
+        };
+        (group, subscription)
+    }
+
+    /// [`Group::new`], then `relays` relays, waiting until the ranges are spread over them.
+    pub async fn start(
+        name: &str,
+        relays: usize,
+        operation_timeout_ms: u64,
+    ) -> (Group, Subscription) {
+        let (mut group, subscription) = Group::new(name, operation_timeout_ms).await;
+        for _ in 0..relays {
+            group.add_relay();
+        }
+        wait_for_spread(&mut group.conn, relays as i64, Duration::from_secs(30)).await;
+        (group, subscription)
+    }
+
+    /// Starts one more relay (its log file is named after the group and a counter).
+    pub fn add_relay(&mut self) -> &RelayProcess {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        self.relays.push(RelayProcess::start(
+            &self.config,
+            &format!("{}-{n}", self.name),
+        ));
+        self.relays.last().expect("pushed just above")
+    }
+
+    pub async fn writer(&self, payload: usize) -> Writer {
+        Writer::start(&self.db, &self.topic, 300, 20, payload).await
+    }
+
+    /// Stops every relay gracefully and drops the database.
+    pub async fn finish(self) {
+        for relay in self.relays {
+            relay.stop();
+        }
+        drop(self.conn);
+        self.db.drop_now().await;
+    }
+}
+
+/// The Pulsar broker that `make services` started, paused and resumed by signals.
+pub struct Broker {
+    pid: String,
+}
+
+impl Broker {
+    pub fn paused_by_this_test() -> Broker {
+        let file = std::env::var("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(".cache/outbox-engine/pulsar.pid");
+        let pid = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot read the broker's pid file {} ({e}): a broker you run yourself cannot be paused by this test",
+                    file.display()
+                )
+            })
+            .trim()
+            .to_owned();
+        Broker { pid }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "kill -{signal} {} (the broker) failed",
+            self.pid
+        );
+    }
+}
