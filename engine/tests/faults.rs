@@ -62,7 +62,7 @@ async fn three_relays_without_faults_publish_everything_once() {
     .await;
     let committed = writer.finish().await;
     settle(&mut subscription, &committed).await;
-    report("3 group.relays, no faults", &subscription, &committed, "-");
+    report("3 relays, no faults", &subscription, &committed, "-");
     subscription.assert_exactly_committed_in_order(&committed);
     assert_eq!(
         subscription.ledger.duplicates, 0,
@@ -199,12 +199,12 @@ async fn scaling_one_to_three_to_one_publishes_nothing_twice() {
         })
         .await;
     }
-    let down = read_while(
+    read_while(
         &mut subscription,
         wait_for_spread(&mut group.conn, 1, Duration::from_secs(30)),
     )
-    .await
-        + started.elapsed();
+    .await;
+    let down = started.elapsed();
     read_while(
         &mut subscription,
         tokio::time::sleep(Duration::from_secs(2)),
@@ -414,7 +414,7 @@ async fn broker_and_database_restarts_under_load_with_three_relays() {
     let committed = writer.finish().await;
     settle(&mut subscription, &committed).await;
     report(
-        "Pulsar restart, then PostgreSQL restart, 3 group.relays",
+        "Pulsar restart, then PostgreSQL restart, 3 relays",
         &subscription,
         &committed,
         &format!(

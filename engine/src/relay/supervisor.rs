@@ -177,7 +177,10 @@ impl Supervisor {
                     act.layout_requested |= target.is_some();
                     act.after_tick(outcome, sent_at, ctx);
                 }
-                Err(error) => act.tick_failed(error),
+                Err(error) => {
+                    act.tick_failed(error);
+                    act.finish_shutdown_if_done(ctx);
+                }
             }
         }));
     }
@@ -337,7 +340,8 @@ impl Supervisor {
     }
 
     fn finish_shutdown_if_done(&mut self, ctx: &mut Context<Self>) {
-        if !self.shutting_down || !self.entries.is_empty() || self.left {
+        // A tick sent before the shutdown may still claim ranges: leave after it.
+        if !self.shutting_down || !self.entries.is_empty() || self.left || self.ticking {
             return;
         }
         self.left = true;
