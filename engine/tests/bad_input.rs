@@ -388,3 +388,76 @@ async fn an_event_larger_than_the_broker_accepts_is_parked_and_blocks_nothing() 
     relay.shutdown().await.unwrap();
     db.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_keeps_failing_is_parked_and_its_range_goes_on() {
+    init_tracing();
+    let db = TestDb::create().await;
+    let topic = unique("keeps_failing");
+    let mut subscription = subscribe(&[&topic]).await;
+    let mut conn = db.connect().await;
+    // Written around outbox_enqueue's checks, as a writer of another language might:
+    // larger than the broker's 5 MiB limit, and the relay told the broker takes 100 MB,
+    // so only the broker's refusals can stop it.
+    #[derive(diesel::QueryableByName)]
+    struct Seq {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+    }
+    let poison: Seq = diesel::sql_query(
+        "INSERT INTO outbox_event (slot, seq, key, topic, event_type, payload) \
+         VALUES (outbox_slot('poison'), nextval('outbox_seq'), 'poison', $1, 'E', $2) RETURNING seq",
+    )
+    .bind::<Text, _>(&topic)
+    .bind::<Bytea, _>(vec![b'x'; 6 * 1024 * 1024])
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    let mut good = HashSet::new();
+    for i in 0..50 {
+        good.insert(
+            enqueue(
+                &mut conn,
+                &NewEvent::new(format!("k{i}"), topic.as_str(), "E", b"g".to_vec()),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let mut config = db.relay_config();
+    config.partitions = 1;
+    config.pulsar.max_message_bytes = 100 * 1024 * 1024;
+    config.pulsar.operation_timeout_ms = 2_000;
+    config.cycle_timeout_ms = 15_000;
+    config.max_event_attempts = 3;
+    config.retry_backoff_max_ms = 500;
+    let relay = Relay::start(config).expect("relay start");
+    subscription
+        .collect_until_seen(&good, Duration::from_secs(120))
+        .await;
+    assert!(
+        subscription.ledger.missing(&good).is_empty(),
+        "the failing event blocked its range for good"
+    );
+    wait_until_drained(&mut conn).await;
+    #[derive(diesel::QueryableByName)]
+    struct Parked {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+        #[diesel(sql_type = Text)]
+        reason: String,
+    }
+    let parked: Vec<Parked> = diesel::sql_query("SELECT seq, reason FROM outbox_parked")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].seq, poison.seq);
+    assert!(
+        parked[0].reason.contains("failed 3 times in a row"),
+        "{}",
+        parked[0].reason
+    );
+    relay.shutdown().await.unwrap();
+    db.drop_now().await;
+}

@@ -618,3 +618,56 @@ async fn sigterm_while_the_broker_is_paused_exits_within_the_shutdown_limit_with
     );
     group.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_number_of_ranges_under_load_owns_no_key_twice() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    let (mut group, mut subscription) = Group::start("ranges", 2, 5_000).await;
+    let writer = group.writer(128).await;
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await;
+    // A relay configured for 12 ranges joins: the group re-cuts 6 -> 12 while writing.
+    let twelve = group.config.with_file_name("ranges-12.toml");
+    let text = std::fs::read_to_string(&group.config)
+        .unwrap()
+        .replace(&format!("partitions = {PARTITIONS}"), "partitions = 12");
+    std::fs::write(&twelve, text).unwrap();
+    group
+        .relays
+        .push(RelayProcess::start(&twelve, "ranges-twelve"));
+    let started = Instant::now();
+    read_while(
+        &mut subscription,
+        wait_for_ranges(&mut group.conn, 12, Duration::from_secs(60)),
+    )
+    .await;
+    read_while(
+        &mut subscription,
+        wait_for_spread(&mut group.conn, 3, Duration::from_secs(30)),
+    )
+    .await;
+    let recut = started.elapsed();
+    read_while(
+        &mut subscription,
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await;
+    let committed = writer.finish().await;
+    settle(&mut subscription, &committed).await;
+    report(
+        "ranges 6 -> 12 under load, 3 relays",
+        &subscription,
+        &committed,
+        &format!("re-cut and spread in {:.1} s", recut.as_secs_f64()),
+    );
+    subscription.assert_exactly_committed_in_order(&committed);
+    assert_eq!(
+        subscription.ledger.duplicates, 0,
+        "re-cutting ranges published something twice"
+    );
+    group.finish().await;
+}

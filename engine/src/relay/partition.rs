@@ -39,17 +39,24 @@ use crate::lease::Lease;
 use crate::slots::SlotRange;
 use crate::store::Pool;
 
-/// What the supervisor's watchdog sees of a partition: the cycle running now, since when,
-/// and how to abort it.
+/// What outlives one partition actor of a range (restarts build a new actor): the cycle
+/// running now, since when and how to abort it (for the supervisor's watchdog), and the
+/// failures of one event counted across restarts.
 #[derive(Debug, Default)]
 pub struct PartitionHealth {
     running: Mutex<Option<(Instant, AbortHandle)>>,
+    failing: Mutex<Option<Failing>>,
+    poison: Mutex<Option<Poison>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl PartitionHealth {
     /// Aborts the running cycle if it started more than `limit` ago; true if it did.
     pub fn abort_if_older_than(&self, limit: Duration) -> bool {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = locked(&self.running);
         match running.as_ref() {
             Some((started, handle)) if started.elapsed() > limit => {
                 handle.abort();
@@ -60,7 +67,35 @@ impl PartitionHealth {
     }
 
     fn set(&self, value: Option<(Instant, AbortHandle)>) {
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = value;
+        *locked(&self.running) = value;
+    }
+
+    /// Counts a failure that points at one event; past `max_attempts` in a row the event
+    /// becomes poison, parked by the next cycle.
+    fn note_event_failure(&self, slot: i32, seq: i64, max_attempts: u32, error: &str) {
+        let mut failing = locked(&self.failing);
+        let attempts = match failing.as_ref() {
+            Some(f) if f.slot == slot && f.seq == seq => f.attempts + 1,
+            _ => 1,
+        };
+        if attempts >= max_attempts {
+            *failing = None;
+            *locked(&self.poison) = Some(Poison {
+                slot,
+                seq,
+                reason: format!("failed {attempts} times in a row: {error}"),
+            });
+        } else {
+            *failing = Some(Failing {
+                slot,
+                seq,
+                attempts,
+            });
+        }
+    }
+
+    fn take_poison(&self) -> Option<Poison> {
+        locked(&self.poison).take()
     }
 }
 
@@ -76,8 +111,6 @@ pub struct Partition {
     lease: Arc<Lease>,
     range: SlotRange,
     health: Arc<PartitionHealth>,
-    failing: Option<Failing>,
-    poison: Option<Poison>,
     next_start: i32,
     pool: Pool,
     /// Taken out while a cycle runs.
@@ -116,8 +149,6 @@ impl Partition {
             lease,
             range,
             health,
-            failing: None,
-            poison: None,
             next_start: range.start,
             pool,
             worker: Some(Worker {
@@ -214,31 +245,17 @@ impl Partition {
 }
 
 impl Partition {
-    /// Counts failures that point at one event; past `max_event_attempts` it is parked
-    /// by the next cycle.
+    /// Counts failures that point at one event (across restarts, in the health record).
     fn note_failure(&mut self, error: &CycleError) {
-        let CycleError::FailedAt { slot, seq, error } = error else {
-            return;
-        };
-        if !error.implicates_event() {
-            return;
-        }
-        let attempts = match &self.failing {
-            Some(f) if f.slot == *slot && f.seq == *seq => f.attempts + 1,
-            _ => 1,
-        };
-        self.failing = Some(Failing {
-            slot: *slot,
-            seq: *seq,
-            attempts,
-        });
-        if attempts >= self.config.max_event_attempts {
-            self.failing = None;
-            self.poison = Some(Poison {
-                slot: *slot,
-                seq: *seq,
-                reason: format!("failed {attempts} times in a row: {error}"),
-            });
+        if let CycleError::FailedAt { slot, seq, error } = error {
+            if error.implicates_event() {
+                self.health.note_event_failure(
+                    *slot,
+                    *seq,
+                    self.config.max_event_attempts,
+                    &error.to_string(),
+                );
+            }
         }
     }
 }
@@ -275,7 +292,7 @@ impl Handler<Cycle> for Partition {
             self.lease.clone(),
             self.next_start,
             self.config.batch_size as usize,
-            self.poison.take(),
+            self.health.take_poison(),
             worker,
         );
         let (abort, registration) = AbortHandle::new_pair();

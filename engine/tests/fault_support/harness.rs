@@ -457,3 +457,30 @@ impl Broker {
         );
     }
 }
+
+/// Waits until the lease table has `count` ranges, all owned.
+pub async fn wait_for_ranges(conn: &mut AsyncPgConnection, count: i64, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let ranges: Count = diesel::sql_query(
+            "SELECT count(*) AS n FROM outbox_lease WHERE owner IS NOT NULL AND expires_at > now()",
+        )
+        .get_result(conn)
+        .await
+        .unwrap();
+        let total: Count = diesel::sql_query("SELECT count(*) AS n FROM outbox_lease")
+            .get_result(conn)
+            .await
+            .unwrap();
+        if ranges.n == count && total.n == count {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not {count} owned ranges within {limit:?} ({} of {})",
+            ranges.n,
+            total.n
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
