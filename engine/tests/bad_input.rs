@@ -50,6 +50,13 @@ async fn rust_enqueue_rejects_each_bad_field_and_writes_nothing() {
         ),
         (
             NewEvent {
+                topic: "non-persistent://public/default/orders".into(),
+                ..good.clone()
+            },
+            "topic",
+        ),
+        (
+            NewEvent {
                 event_type: String::new(),
                 ..good.clone()
             },
@@ -105,6 +112,10 @@ async fn sql_function_rejects_bad_input_with_named_field() {
         (
             call("k", "orders", vec![0; MAX_PAYLOAD_BYTES + 1]),
             "exceeds the limit",
+        ),
+        (
+            call("k", "non-persistent://public/default/orders", vec![1]),
+            "is non-persistent",
         ),
     ];
     for (query, expected) in cases {

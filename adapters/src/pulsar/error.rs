@@ -10,6 +10,11 @@ pub enum TopicError {
          (mapped to persistent://public/default/<name>) or persistent://tenant/namespace/topic, without \"-partition-\""
     )]
     Invalid(String),
+    #[error(
+        "topic {0:?} is non-persistent: the broker drops its messages while no subscriber is connected, \
+         which would lose committed events; use a persistent:// topic (or a short name)"
+    )]
+    NonPersistent(String),
 }
 
 /// Why a publish did not go through.

@@ -18,16 +18,18 @@ fn check_part(topic: &str, part: &str) -> Result<(), TopicError> {
 
 /// Validates a topic as enqueued and returns its full Pulsar name.
 ///
-/// Accepts a short name (`orders`) or a full one (`persistent://tenant/ns/orders`,
-/// `non-persistent://...`). The same rule is enforced by the SQL function
-/// `outbox_validate`, so what enqueue accepts the relay can publish.
+/// Accepts a short name (`orders`) or a full one (`persistent://tenant/ns/orders`). The
+/// same rule is enforced by the SQL function `outbox_validate`, so what enqueue accepts
+/// the relay can publish. `non-persistent://` topics are refused: the broker drops their
+/// messages when no subscriber is connected, which would lose committed events.
 pub fn full_topic_name(topic: &str) -> Result<String, TopicError> {
+    if topic.starts_with("non-persistent://") {
+        return Err(TopicError::NonPersistent(topic.to_owned()));
+    }
     if topic.len() > MAX_TOPIC_LEN || topic.contains("-partition-") {
         return Err(TopicError::Invalid(topic.to_owned()));
     }
-    let rest = topic
-        .strip_prefix("persistent://")
-        .or_else(|| topic.strip_prefix("non-persistent://"));
+    let rest = topic.strip_prefix("persistent://");
     match rest {
         None => {
             check_part(topic, topic)?;
@@ -60,8 +62,15 @@ mod tests {
 
     #[test]
     fn full_names_are_kept() {
-        let name = "non-persistent://acme/billing/invoices.v1";
+        let name = "persistent://acme/billing/invoices.v1";
         assert_eq!(full_topic_name(name).unwrap(), name);
+    }
+
+    #[test]
+    fn non_persistent_topics_are_refused_saying_why() {
+        let error = full_topic_name("non-persistent://acme/billing/invoices").unwrap_err();
+        assert!(matches!(error, TopicError::NonPersistent(_)));
+        assert!(error.to_string().contains("persistent://"), "{error}");
     }
 
     #[test]

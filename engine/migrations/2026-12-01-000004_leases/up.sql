@@ -42,6 +42,8 @@ CREATE TABLE outbox_lease_layout (
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 
+-- outbox_validate below also refuses non-persistent:// topics (their messages vanish
+-- while no subscriber is connected).
 -- The whole message must fit the broker's limit (5 MiB by default), not only the payload:
 -- the key travels twice (partition and ordering key), headers become properties.
 CREATE FUNCTION outbox_max_message_bytes() RETURNS integer
@@ -62,7 +64,11 @@ BEGIN
         RAISE EXCEPTION 'outbox: key must not be empty'
             USING ERRCODE = '22023', HINT = 'pass the aggregate or entity id whose events must stay in order';
     END IF;
-    IF p_topic IS NULL OR p_topic !~ '^((persistent|non-persistent)://[A-Za-z0-9_=:.%-]+/[A-Za-z0-9_=:.%-]+/)?[A-Za-z0-9_=:.%-]+$'
+    IF p_topic LIKE 'non-persistent://%' THEN
+        RAISE EXCEPTION 'outbox: topic % is non-persistent: the broker drops its messages while no subscriber is connected, which would lose committed events', quote_literal(p_topic)
+            USING ERRCODE = '22023', HINT = 'use a persistent:// topic or a short name';
+    END IF;
+    IF p_topic IS NULL OR p_topic !~ '^(persistent://[A-Za-z0-9_=:.%-]+/[A-Za-z0-9_=:.%-]+/)?[A-Za-z0-9_=:.%-]+$'
        OR length(p_topic) > 512 OR p_topic LIKE '%-partition-%' THEN
         RAISE EXCEPTION 'outbox: topic % is not a valid Pulsar topic name', quote_nullable(p_topic)
             USING ERRCODE = '22023',

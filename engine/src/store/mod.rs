@@ -105,12 +105,29 @@ pub async fn connect(url: &str) -> Result<AsyncPgConnection, StoreError> {
     Ok(AsyncPgConnection::establish(url).await?)
 }
 
-/// Hides the password of a database URL, for logs and errors.
+/// Hides the password of a database URL, for logs and errors: in `user:password@` and
+/// in the `password` / `sslpassword` query parameters.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() {
                 let _ = parsed.set_password(Some("***"));
+            }
+            if parsed.query().is_some() {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let secret = k.eq_ignore_ascii_case("password")
+                            || k.eq_ignore_ascii_case("sslpassword");
+                        let v = if secret {
+                            "***".to_owned()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
             }
             parsed.to_string()
         }
@@ -128,5 +145,8 @@ mod tests {
         assert!(!shown.contains("secret"));
         assert!(shown.contains("127.0.0.1:5432"));
         assert_eq!(redact_url("not a url"), "<unparsable url>");
+        let query = redact_url("postgres://outbox@db/outbox?password=hunter2&sslmode=require");
+        assert!(!query.contains("hunter2"), "{query}");
+        assert!(query.contains("sslmode=require"), "{query}");
     }
 }
