@@ -14,6 +14,21 @@ use outbox_engine::enqueue::MAX_PAYLOAD_BYTES;
 use outbox_engine::{enqueue, enqueue_batch, EnqueueError, NewEvent, Relay, StoreError};
 use support::*;
 
+#[derive(diesel::QueryableByName)]
+struct Parked {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Text)]
+    reason: String,
+}
+
+async fn parked_events(conn: &mut diesel_async::AsyncPgConnection) -> Vec<Parked> {
+    diesel::sql_query("SELECT seq, reason FROM outbox_parked ORDER BY seq")
+        .load(conn)
+        .await
+        .unwrap()
+}
+
 fn invalid_field(result: Result<i64, EnqueueError>) -> &'static str {
     match result {
         Err(EnqueueError::Invalid { field, .. }) => field,
@@ -189,21 +204,11 @@ async fn event_the_broker_refuses_is_parked_without_blocking_other_keys() {
         "a refused topic blocked other keys"
     );
 
-    #[derive(diesel::QueryableByName)]
-    struct Parked {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        seq: i64,
-        #[diesel(sql_type = Text)]
-        reason: String,
-    }
     // Events are grouped by topic within a batch, so the refused one may be tried (and
     // parked) after the others went out: wait for it, bounded.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let parked: Vec<Parked> = loop {
-        let parked: Vec<Parked> = diesel::sql_query("SELECT seq, reason FROM outbox_parked")
-            .load(&mut conn)
-            .await
-            .unwrap();
+        let parked = parked_events(&mut conn).await;
         if !parked.is_empty() || std::time::Instant::now() > deadline {
             break parked;
         }
@@ -377,17 +382,7 @@ async fn an_event_larger_than_the_broker_accepts_is_parked_and_blocks_nothing() 
         "the large event blocked its range"
     );
     wait_until_drained(&mut conn).await;
-    #[derive(diesel::QueryableByName)]
-    struct Parked {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        seq: i64,
-        #[diesel(sql_type = Text)]
-        reason: String,
-    }
-    let parked: Vec<Parked> = diesel::sql_query("SELECT seq, reason FROM outbox_parked")
-        .load(&mut conn)
-        .await
-        .unwrap();
+    let parked = parked_events(&mut conn).await;
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].seq, big);
     assert!(
@@ -451,17 +446,7 @@ async fn an_event_that_keeps_failing_is_parked_and_its_range_goes_on() {
         "the failing event blocked its range for good"
     );
     wait_until_drained(&mut conn).await;
-    #[derive(diesel::QueryableByName)]
-    struct Parked {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        seq: i64,
-        #[diesel(sql_type = Text)]
-        reason: String,
-    }
-    let parked: Vec<Parked> = diesel::sql_query("SELECT seq, reason FROM outbox_parked")
-        .load(&mut conn)
-        .await
-        .unwrap();
+    let parked = parked_events(&mut conn).await;
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].seq, poison.seq);
     assert!(

@@ -39,29 +39,14 @@ fn assert_no_loss_no_reorder(subscription: &Subscription, committed: &HashSet<i6
     );
 }
 
-async fn read_while<F: std::future::Future>(subscription: &mut Subscription, work: F) -> F::Output {
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            output = &mut work => return output,
-            _ = subscription.collect_at_least(usize::MAX, Duration::from_millis(200)) => {}
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_relays_without_faults_publish_everything_once() {
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
     let (group, mut subscription) = Group::start("clean", 3, 5_000).await;
     let writer = group.writer(128).await;
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(rounds(6, 60) as u64)),
-    )
-    .await;
-    let committed = writer.finish().await;
-    settle(&mut subscription, &committed).await;
+    keep_reading(&mut subscription, Duration::from_secs(rounds(6, 60) as u64)).await;
+    let committed = finish_writing(writer, &mut subscription).await;
     report("3 relays, no faults", &subscription, &committed, "-");
     subscription.assert_exactly_committed_in_order(&committed);
     assert_eq!(
@@ -79,11 +64,7 @@ async fn sigkill_of_one_relay_in_three_repeatedly_loses_nothing() {
     let writer = group.writer(128).await;
     let mut takeovers = Vec::new();
     for round in 0..rounds(2, 10) {
-        read_while(
-            &mut subscription,
-            tokio::time::sleep(Duration::from_secs(2)),
-        )
-        .await;
+        keep_reading(&mut subscription, Duration::from_secs(2)).await;
         let victim = group.relays.remove(round % group.relays.len());
         let pid = victim.pid();
         victim.kill();
@@ -98,13 +79,8 @@ async fn sigkill_of_one_relay_in_three_repeatedly_loses_nothing() {
             &format!("kill-r{round}"),
         ));
     }
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(2)),
-    )
-    .await;
-    let committed = writer.finish().await;
-    settle(&mut subscription, &committed).await;
+    keep_reading(&mut subscription, Duration::from_secs(2)).await;
+    let committed = finish_writing(writer, &mut subscription).await;
     let worst = takeovers.iter().max().copied().unwrap_or_default();
     report(
         &format!("SIGKILL 1 of 3, {} rounds", takeovers.len()),
@@ -126,11 +102,7 @@ async fn a_relay_paused_past_its_lease_records_nothing_when_it_wakes() {
     init_tracing();
     let (mut group, mut subscription) = Group::start("stop", 3, 5_000).await;
     let writer = group.writer(128).await;
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(2)),
-    )
-    .await;
+    keep_reading(&mut subscription, Duration::from_secs(2)).await;
     let paused = &group.relays[0];
     paused.signal("STOP");
     let took = read_while(
@@ -138,19 +110,10 @@ async fn a_relay_paused_past_its_lease_records_nothing_when_it_wakes() {
         wait_for_takeover(&mut group.conn, paused.pid(), Duration::from_secs(30)),
     )
     .await;
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_millis(LEASE_MS)),
-    )
-    .await;
+    keep_reading(&mut subscription, Duration::from_millis(LEASE_MS)).await;
     paused.signal("CONT");
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(4)),
-    )
-    .await;
-    let committed = writer.finish().await;
-    settle(&mut subscription, &committed).await;
+    keep_reading(&mut subscription, Duration::from_secs(4)).await;
+    let committed = finish_writing(writer, &mut subscription).await;
     report(
         "SIGSTOP past the lease, then SIGCONT",
         &subscription,
@@ -172,11 +135,7 @@ async fn scaling_one_to_three_to_one_publishes_nothing_twice() {
     init_tracing();
     let (mut group, mut subscription) = Group::start("scale", 1, 5_000).await;
     let writer = group.writer(128).await;
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(2)),
-    )
-    .await;
+    keep_reading(&mut subscription, Duration::from_secs(2)).await;
     group.add_relay();
     group.add_relay();
     let up = read_while(
@@ -184,11 +143,7 @@ async fn scaling_one_to_three_to_one_publishes_nothing_twice() {
         wait_for_spread(&mut group.conn, 3, Duration::from_secs(30)),
     )
     .await;
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(2)),
-    )
-    .await;
+    keep_reading(&mut subscription, Duration::from_secs(2)).await;
     let started = Instant::now();
     while group.relays.len() > 1 {
         let relay = group.relays.pop().expect("more than one");
@@ -205,13 +160,8 @@ async fn scaling_one_to_three_to_one_publishes_nothing_twice() {
     )
     .await;
     let down = started.elapsed();
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(2)),
-    )
-    .await;
-    let committed = writer.finish().await;
-    settle(&mut subscription, &committed).await;
+    keep_reading(&mut subscription, Duration::from_secs(2)).await;
+    let committed = finish_writing(writer, &mut subscription).await;
     report(
         "scale 1 -> 3 -> 1 relays",
         &subscription,
@@ -239,11 +189,7 @@ async fn relay_sessions_terminated_by_the_server_lose_nothing() {
     let mut admin = group.db.connect().await;
     let mut terminated = 0usize;
     for _ in 0..rounds(10, 100) {
-        read_while(
-            &mut subscription,
-            tokio::time::sleep(Duration::from_millis(500)),
-        )
-        .await;
+        keep_reading(&mut subscription, Duration::from_millis(500)).await;
         #[derive(diesel::QueryableByName)]
         struct Killed {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -258,13 +204,8 @@ async fn relay_sessions_terminated_by_the_server_lose_nothing() {
         .unwrap();
         terminated += killed.n as usize;
     }
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(2)),
-    )
-    .await;
-    let committed = writer.finish().await;
-    settle(&mut subscription, &committed).await;
+    keep_reading(&mut subscription, Duration::from_secs(2)).await;
+    let committed = finish_writing(writer, &mut subscription).await;
     report(
         &format!(
             "pg_terminate_backend of relay sessions x{}",
@@ -300,7 +241,7 @@ async fn a_transaction_holding_a_key_open_stalls_only_that_key_and_status_shows_
     .await
     .unwrap();
     let writer = group.writer(128).await;
-    read_while(&mut subscription, tokio::time::sleep(hold / 2)).await;
+    keep_reading(&mut subscription, hold / 2).await;
     let flowing = subscription.ledger.distinct();
     assert!(
         flowing > 0,
@@ -319,7 +260,7 @@ async fn a_transaction_holding_a_key_open_stalls_only_that_key_and_status_shows_
             .any(|l| l["transaction_age_s"].as_f64().unwrap_or(0.0) >= 1.0),
         "status must show the writer holding a key lock: {json}"
     );
-    read_while(&mut subscription, tokio::time::sleep(hold / 2)).await;
+    keep_reading(&mut subscription, hold / 2).await;
     let seq: i64 = {
         #[derive(diesel::QueryableByName)]
         struct Seq {
@@ -373,11 +314,7 @@ async fn broker_and_database_restarts_under_load_with_three_relays() {
     init_tracing();
     let (group, mut subscription) = Group::start("restart", 3, 5_000).await;
     let writer = group.writer(128).await;
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(2)),
-    )
-    .await;
+    keep_reading(&mut subscription, Duration::from_secs(2)).await;
 
     let started = Instant::now();
     read_while(&mut subscription, async {
@@ -387,11 +324,7 @@ async fn broker_and_database_restarts_under_load_with_three_relays() {
     })
     .await;
     let broker = started.elapsed();
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(3)),
-    )
-    .await;
+    keep_reading(&mut subscription, Duration::from_secs(3)).await;
 
     let started = Instant::now();
     read_while(&mut subscription, async {
@@ -406,13 +339,8 @@ async fn broker_and_database_restarts_under_load_with_three_relays() {
     .await;
     let database = started.elapsed();
 
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(3)),
-    )
-    .await;
-    let committed = writer.finish().await;
-    settle(&mut subscription, &committed).await;
+    keep_reading(&mut subscription, Duration::from_secs(3)).await;
+    let committed = finish_writing(writer, &mut subscription).await;
     report(
         "Pulsar restart, then PostgreSQL restart, 3 relays",
         &subscription,
@@ -509,13 +437,9 @@ async fn the_database_connection_cut_and_restored_loses_nothing_and_recovers_qui
     let outage = Duration::from_secs(rounds(5, 15) as u64);
     let mut recoveries = Vec::new();
     for _ in 0..rounds(1, 3) {
-        read_while(
-            &mut subscription,
-            tokio::time::sleep(Duration::from_secs(2)),
-        )
-        .await;
+        keep_reading(&mut subscription, Duration::from_secs(2)).await;
         proxy.cut();
-        read_while(&mut subscription, tokio::time::sleep(outage)).await;
+        keep_reading(&mut subscription, outage).await;
         let before = subscription.ledger.distinct();
         proxy.restore();
         let restored = Instant::now();
@@ -531,13 +455,8 @@ async fn the_database_connection_cut_and_restored_loses_nothing_and_recovers_qui
         }
         recoveries.push(restored.elapsed());
     }
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(2)),
-    )
-    .await;
-    let committed = writer.finish().await;
-    settle(&mut subscription, &committed).await;
+    keep_reading(&mut subscription, Duration::from_secs(2)).await;
+    let committed = finish_writing(writer, &mut subscription).await;
     let worst = recoveries.iter().max().copied().unwrap_or_default();
     report(
         &format!(
@@ -625,11 +544,7 @@ async fn changing_the_number_of_ranges_under_load_owns_no_key_twice() {
     init_tracing();
     let (mut group, mut subscription) = Group::start("ranges", 2, 5_000).await;
     let writer = group.writer(128).await;
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(2)),
-    )
-    .await;
+    keep_reading(&mut subscription, Duration::from_secs(2)).await;
     // A relay configured for 12 ranges joins: the group re-cuts 6 -> 12 while writing.
     let twelve = group.config.with_file_name("ranges-12.toml");
     let text = std::fs::read_to_string(&group.config)
@@ -651,13 +566,8 @@ async fn changing_the_number_of_ranges_under_load_owns_no_key_twice() {
     )
     .await;
     let recut = started.elapsed();
-    read_while(
-        &mut subscription,
-        tokio::time::sleep(Duration::from_secs(2)),
-    )
-    .await;
-    let committed = writer.finish().await;
-    settle(&mut subscription, &committed).await;
+    keep_reading(&mut subscription, Duration::from_secs(2)).await;
+    let committed = finish_writing(writer, &mut subscription).await;
     report(
         "ranges 6 -> 12 under load, 3 relays",
         &subscription,

@@ -484,3 +484,29 @@ pub async fn wait_for_ranges(conn: &mut AsyncPgConnection, count: i64, limit: Du
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs `work` while reading the subscription, so nothing piles up at the broker.
+pub async fn read_while<F: std::future::Future>(
+    subscription: &mut Subscription,
+    work: F,
+) -> F::Output {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            _ = subscription.collect_at_least(usize::MAX, Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+/// Reads the subscription for `duration` while the scenario's load goes on.
+pub async fn keep_reading(subscription: &mut Subscription, duration: Duration) {
+    read_while(subscription, tokio::time::sleep(duration)).await;
+}
+
+/// Stops the writer and reads until everything it committed arrived; returns that set.
+pub async fn finish_writing(writer: Writer, subscription: &mut Subscription) -> HashSet<i64> {
+    let committed = writer.finish().await;
+    settle(subscription, &committed).await;
+    committed
+}
