@@ -44,6 +44,9 @@ pub enum PublishError {
     /// The broker did not acknowledge within the configured time.
     #[error("no acknowledgement from Pulsar for {topic} within {0:?}", .timeout)]
     Timeout { topic: String, timeout: Duration },
+    /// The caller withdrew its permission to send (its lease ran out) between chunks.
+    #[error("publishing halted by the caller before the next chunk")]
+    Halted,
     #[error(transparent)]
     Topic(#[from] TopicError),
 }

@@ -140,7 +140,14 @@ impl PulsarPublisher {
     ///
     /// Callers wanting several topics to share few round trips should group the events by
     /// topic first (per key and topic, order is kept by any stable grouping).
-    pub async fn publish(&mut self, events: Vec<OutgoingEvent>) -> PublishOutcome {
+    ///
+    /// `may_send` is asked before every chunk; when it says no, publishing stops there
+    /// with [`PublishError::Halted`] (the relay asks whether its range lease still holds).
+    pub async fn publish(
+        &mut self,
+        events: Vec<OutgoingEvent>,
+        may_send: impl Fn() -> bool,
+    ) -> PublishOutcome {
         let mut acknowledged = 0;
         let mut events = events.into_iter().peekable();
         let limit = self.chunk_byte_limit();
@@ -150,6 +157,12 @@ impl PulsarPublisher {
             1
         };
         while let Some(first) = events.peek() {
+            if !may_send() {
+                return PublishOutcome {
+                    acknowledged,
+                    failure: Some(PublishError::Halted),
+                };
+            }
             let topic = match full_topic_name(&first.topic) {
                 Ok(topic) => topic,
                 Err(error) => {

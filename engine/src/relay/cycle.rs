@@ -150,10 +150,12 @@ async fn cycle(
     let read = rows.len();
     let mut converted = to_events(rows);
     group_by_topic(&mut converted);
-    // Checked again right before publishing: the deadline is set well inside the lease's
-    // expiry, so nobody can have taken the range over yet.
-    check_lease(lease)?;
-    let outcome = worker.publisher.publish(converted.events).await;
+    // Checked before every chunk: the deadline is set well inside the lease's expiry, so
+    // nobody can have taken the range over yet when a chunk leaves.
+    let outcome = worker
+        .publisher
+        .publish(converted.events, || lease.is_valid())
+        .await;
     let published_at = started.elapsed();
     let acknowledged = acknowledged_keys(&converted.keys, outcome.acknowledged);
     let mut report = CycleReport {
@@ -181,6 +183,9 @@ async fn cycle(
                 store::park(&mut conn, lease, row.slot, row.seq, &error.to_string()).await?;
                 report.parked = 1;
             }
+        }
+        (Some(PublishError::Halted), _) => {
+            return Err(CycleError::LeaseExpired(range.to_string()));
         }
         (Some(error), _) => {
             return Err(match failed {
