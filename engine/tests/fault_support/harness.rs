@@ -510,3 +510,11 @@ pub async fn finish_writing(writer: Writer, subscription: &mut Subscription) -> 
     settle(subscription, &committed).await;
     committed
 }
+
+impl Drop for Broker {
+    /// A scenario that fails while the broker is paused must not leave it paused for the
+    /// tests after it.
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
+    }
+}
