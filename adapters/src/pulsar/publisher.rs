@@ -172,24 +172,27 @@ impl PulsarPublisher {
                     }
                 }
             };
-            let first_bytes = encoded_size(first);
-            if first_bytes > self.config.max_message_bytes {
-                return PublishOutcome {
-                    acknowledged,
-                    failure: Some(PublishError::TooLarge {
-                        topic,
-                        bytes: first_bytes,
-                        limit: self.config.max_message_bytes,
-                    }),
-                };
-            }
             let short_topic = first.topic.clone();
             let mut chunk = Vec::new();
             let mut bytes = 0;
             while let Some(next) = events.peek() {
                 let size = encoded_size(next);
+                if size > self.config.max_message_bytes {
+                    if chunk.is_empty() {
+                        // The event alone is too large: never sent, reported for parking.
+                        return PublishOutcome {
+                            acknowledged,
+                            failure: Some(PublishError::TooLarge {
+                                topic,
+                                bytes: size,
+                                limit: self.config.max_message_bytes,
+                            }),
+                        };
+                    }
+                    break; // send what precedes it first
+                }
                 let full = chunk.len() >= most || (!chunk.is_empty() && bytes + size > limit);
-                if next.topic != short_topic || full || size > self.config.max_message_bytes {
+                if next.topic != short_topic || full {
                     break;
                 }
                 bytes += size;
