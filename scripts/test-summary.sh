@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Adds up cargo's per-binary "test result" lines of a test log into one closing line,
-# so the whole suite's count is the last thing `make test` prints.
+# so the whole suite's count is the last thing `make test` prints. A test binary that
+# died before printing its result (a crash, a stack overflow) is counted and named too:
+# its tests are neither passed nor failed, and the line must not look clean.
 set -euo pipefail
 log=${1:?usage: scripts/test-summary.sh LOG}
 awk '/^test result:/ {
@@ -10,4 +12,9 @@ awk '/^test result:/ {
          if ($(i+1) ~ /^ignored/) ignored += $i
        }
      }
-     END { printf "summary: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"
+     /^error: test failed, to rerun pass/ { binaries += 1 }
+     END {
+       printf "summary: %d passed, %d failed, %d skipped", passed, failed, ignored
+       if (binaries > failed_binaries) printf ", %d test binaries failed (see \"error: test failed\" above)", binaries
+       printf "\n"
+     }' "$log"

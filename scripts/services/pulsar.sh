@@ -164,10 +164,10 @@ write_conf() {
   cp "$DIST/conf/standalone.conf" "$tmp"
   {
     printf '\n### Changes by outbox-engine scripts/services/pulsar.sh (regenerated on up/start)\n'
-    # Deduplication must stay OFF: the stock Rust producer restarts its
-    # sequence ids at 0 on every new producer, so with dedup on the broker
-    # would silently drop messages as duplicates. Revisit once the engine
-    # sets its own sequence ids.
+    # Deduplication stays off broker-wide: tests turn it on per namespace
+    # (engine/tests/dedup.rs), so both behaviours are exercised. The stock
+    # Rust producer must never reuse a producer name with dedup on (it
+    # restarts its ids at 0); the engine producer is built for it.
     printf '# brokerDeduplicationEnabled=false: see scripts/services/pulsar.sh\n'
   } >>"$tmp"
   set_key "$tmp" bindAddress 127.0.0.1
@@ -188,6 +188,11 @@ write_conf() {
   # Stock standalone value is false: entries reach the journal file (so they
   # survive a killed JVM) but are not fsync'ed before the ack.
   set_key "$tmp" journalSyncData "$JOURNAL_SYNC"
+  # The standalone has one bookie. The broker's bookie health check quarantines
+  # a bookie for 30 minutes after 5 errors a minute (an oversized entry, a
+  # slow disk), and with its only bookie quarantined the broker can create no
+  # topic at all: every later test fails with "Not enough non-faulty bookies".
+  set_key "$tmp" bookkeeperClientHealthCheckEnabled false
   # maxMessageSize: stock default (5 MiB) kept on purpose.
   if cmp -s "$tmp" "$CONF"; then
     rm -f "$tmp"
