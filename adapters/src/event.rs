@@ -17,4 +17,7 @@ pub struct OutgoingEvent {
     pub payload: Vec<u8>,
     /// Application headers, published as message properties.
     pub headers: BTreeMap<String, String>,
+    /// The broker sequence id the relay assigned (deterministic per range, see the
+    /// engine producer); 0 when none was assigned.
+    pub sequence_id: u64,
 }

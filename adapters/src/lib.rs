@@ -13,5 +13,6 @@ pub mod verify;
 pub use ::pulsar as pulsar_client;
 pub use event::OutgoingEvent;
 pub use pulsar::{
-    full_topic_name, PublishError, PublishOutcome, PulsarConfig, PulsarPublisher, TopicError,
+    full_topic_name, ProducerKind, PublishError, PublishOutcome, PulsarConfig, PulsarPublisher,
+    TopicError,
 };

@@ -29,6 +29,8 @@ pub const DEFAULT_LEASE_RENEW_INTERVAL_MS: u64 = 1_000;
 pub const DEFAULT_CYCLE_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_MAX_EVENT_ATTEMPTS: u32 = 10;
 pub const DEFAULT_MAX_PARTITION_RESTARTS: u32 = 5;
+pub const DEFAULT_RETENTION_MS: u64 = 24 * 3_600_000;
+pub const DEFAULT_MAINTENANCE_INTERVAL_MS: u64 = 5_000;
 
 /// Everything the relay needs to run.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +78,20 @@ pub struct RelayConfig {
     /// Longest one partition cycle may run before the watchdog aborts it and the
     /// supervisor restarts the partition. Longer than `pulsar.operation_timeout_ms`.
     pub cycle_timeout_ms: u64,
+    /// How long published events stay in the outbox (the audit trail, and what `replay`
+    /// can republish). Storage is freed by whole partitions afterwards, never row by
+    /// row. At least `lease_ms` and `cycle_timeout_ms`.
+    pub retention_ms: u64,
+    /// How often one relay of the group creates partitions ahead and retires old ones.
+    pub maintenance_interval_ms: u64,
+    /// The longest any statement of the relay may run (PostgreSQL `statement_timeout` on
+    /// its sessions): a hung query fails the cycle, which is retried, instead of holding
+    /// it. Below `cycle_timeout_ms`; unset: half of it.
+    pub statement_timeout_ms: Option<u64>,
+    /// Where the `outbox-relay` binary serves `/metrics` (Prometheus), `/livez` and
+    /// `/readyz`, e.g. `127.0.0.1:9464`; unset: no HTTP endpoint. A port in use is
+    /// refused at start.
+    pub metrics_listen: Option<String>,
     /// Failed attempts in a row at one event, on a broker that accepted a producer for
     /// it, after which the event is parked so that its range goes on.
     pub max_event_attempts: u32,
@@ -109,6 +125,10 @@ impl std::fmt::Debug for RelayConfig {
             .field("cycle_timeout_ms", &self.cycle_timeout_ms)
             .field("max_event_attempts", &self.max_event_attempts)
             .field("max_partition_restarts", &self.max_partition_restarts)
+            .field("retention_ms", &self.retention_ms)
+            .field("maintenance_interval_ms", &self.maintenance_interval_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("metrics_listen", &self.metrics_listen)
             .field("pulsar", &self.pulsar)
             .finish()
     }
@@ -134,6 +154,10 @@ impl Default for RelayConfig {
             cycle_timeout_ms: DEFAULT_CYCLE_TIMEOUT_MS,
             max_event_attempts: DEFAULT_MAX_EVENT_ATTEMPTS,
             max_partition_restarts: DEFAULT_MAX_PARTITION_RESTARTS,
+            retention_ms: DEFAULT_RETENTION_MS,
+            maintenance_interval_ms: DEFAULT_MAINTENANCE_INTERVAL_MS,
+            statement_timeout_ms: None,
+            metrics_listen: None,
             pulsar: PulsarConfig::default(),
         }
     }
@@ -245,12 +269,54 @@ impl RelayConfig {
         }
         check_range("cycle_timeout_ms", self.cycle_timeout_ms, 1_000, 3_600_000)?;
         check_range("max_event_attempts", self.max_event_attempts, 1, 1_000)?;
+        let longest_wait = self.lease_ms.max(self.cycle_timeout_ms);
+        if self.retention_ms < longest_wait {
+            return Err(ConfigError::Invalid(format!(
+                "retention_ms = {} is shorter than the longest lease or batch (lease_ms = {}, cycle_timeout_ms = {}): keep published events at least {longest_wait} ms",
+                self.retention_ms, self.lease_ms, self.cycle_timeout_ms
+            )));
+        }
+        check_range(
+            "retention_ms",
+            self.retention_ms,
+            1_000,
+            366 * 24 * 3_600_000,
+        )?;
+        check_range(
+            "maintenance_interval_ms",
+            self.maintenance_interval_ms,
+            100,
+            3_600_000,
+        )?;
+        if let Some(timeout) = self.statement_timeout_ms {
+            check_range("statement_timeout_ms", timeout, 1_000, 3_600_000)?;
+            if timeout >= self.cycle_timeout_ms {
+                return Err(ConfigError::Invalid(format!(
+                    "statement_timeout_ms = {timeout} must be below cycle_timeout_ms = {}: a statement may not outlast its cycle",
+                    self.cycle_timeout_ms
+                )));
+            }
+        }
+        if let Some(listen) = &self.metrics_listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "metrics_listen = {listen:?} is not an address: use host:port, e.g. 127.0.0.1:9464"
+                )));
+            }
+        }
         check_range(
             "max_partition_restarts",
             self.max_partition_restarts,
             1,
             1_000,
         )
+    }
+
+    /// The relay sessions' `statement_timeout`: as configured, else half the cycle
+    /// timeout.
+    pub fn effective_statement_timeout_ms(&self) -> u64 {
+        self.statement_timeout_ms
+            .unwrap_or(self.cycle_timeout_ms / 2)
     }
 
     /// The pool size actually used: at least two connections per partition plus two.
@@ -376,6 +442,20 @@ mod tests {
                     ..Default::default()
                 },
                 "cycle_timeout_ms",
+            ),
+            (
+                RelayConfig {
+                    statement_timeout_ms: Some(60_000),
+                    ..Default::default()
+                },
+                "statement_timeout_ms",
+            ),
+            (
+                RelayConfig {
+                    metrics_listen: Some("localhost".into()),
+                    ..Default::default()
+                },
+                "metrics_listen",
             ),
         ];
         for (config, field) in cases {

@@ -13,7 +13,9 @@
 pub mod config;
 pub mod enqueue;
 pub mod lease;
+pub mod metrics;
 pub mod relay;
+pub mod replay;
 pub mod slots;
 pub mod store;
 

@@ -35,20 +35,6 @@ impl SlotRange {
     pub fn contains(&self, slot: i32) -> bool {
         (self.start..=self.end).contains(&slot)
     }
-
-    /// Where the next read starts after a batch that ended at `last_slot`.
-    ///
-    /// A full batch may have left rows in `last_slot`; moving on to the next slot (and
-    /// wrapping) lets every slot of the range be served in turn, so one hot key cannot
-    /// starve the others. The rows left behind are read on the next turn, from their
-    /// lowest pending sequence number, so their order is untouched.
-    pub fn next_start(&self, last_slot: i32) -> i32 {
-        if last_slot >= self.end || last_slot < self.start {
-            self.start
-        } else {
-            last_slot + 1
-        }
-    }
 }
 
 /// Splits the slot space into `partitions` contiguous ranges of near-equal size.
@@ -98,14 +84,5 @@ mod tests {
     fn out_of_range_partition_counts_are_clamped() {
         assert_eq!(split(0).len(), 1);
         assert_eq!(split(5000).len(), SLOT_COUNT as usize);
-    }
-
-    #[test]
-    fn next_start_rotates_and_wraps() {
-        let range = SlotRange { start: 10, end: 20 };
-        assert_eq!(range.next_start(10), 11);
-        assert_eq!(range.next_start(19), 20);
-        assert_eq!(range.next_start(20), 10);
-        assert_eq!(range.next_start(3), 10);
     }
 }

@@ -37,6 +37,35 @@ pub struct PulsarConfig {
     pub max_message_bytes: usize,
     /// `none`, `lz4` or `zstd` (the crate's Snappy is unreadable by Java consumers).
     pub compression: Compression,
+    /// `stock`: the `pulsar` crate's producer (at-least-once). `engine`: the engine's
+    /// own producer, with a stable name per range and sequence ids from the outbox, so
+    /// that with deduplication enabled on the namespace a crash, restart or takeover
+    /// publishes nothing twice (docs/guarantees.md). Without deduplication on the broker
+    /// both are at-least-once. `engine` speaks plain `pulsar://` and sends uncompressed.
+    pub producer: ProducerKind,
+    /// End a broker batch wherever the key changes (engine producer only), so that every
+    /// batch carries its key and `Key_Shared` subscriptions route each key to one
+    /// consumer; without it a batch of mixed keys goes to one consumer whole, and a key
+    /// can move between consumers. Costs batching: events of interleaved keys go one
+    /// batch each, and one batch is in flight at a time.
+    pub batch_by_key: bool,
+    /// The broker's admin REST URL, `http://host:8080` (env `PULSAR_ADMIN_URL`). Used
+    /// only to learn whether deduplication is in force on each topic the relay publishes
+    /// to (reported per range in `status`); without it that state is "unknown".
+    pub admin_url: Option<String>,
+    /// The operator expects effectively-once: when the broker reports deduplication off
+    /// for a topic (or it cannot be checked), the relay warns, at the topic's first
+    /// publish and in `status`, and goes on at-least-once.
+    pub require_deduplication: bool,
+}
+
+/// Which producer publishes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProducerKind {
+    Stock,
+    #[default]
+    Engine,
 }
 
 /// Payload compression.
@@ -58,7 +87,11 @@ impl Default for PulsarConfig {
             batch_max_bytes: DEFAULT_BATCH_MAX_BYTES,
             batch_max_delay_ms: DEFAULT_BATCH_MAX_DELAY_MS,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            producer: ProducerKind::default(),
             compression: Compression::None,
+            batch_by_key: false,
+            admin_url: None,
+            require_deduplication: false,
         }
     }
 }
@@ -101,6 +134,19 @@ impl PulsarConfig {
                 "pulsar.max_message_bytes = {} is out of range: use 65536 to 1073741824 (the broker's maxMessageSize)",
                 self.max_message_bytes
             ));
+        }
+        if self.batch_by_key && self.producer != ProducerKind::Engine {
+            return Err(
+                "pulsar.batch_by_key needs pulsar.producer = \"engine\" (the stock producer batches keys together)"
+                    .into(),
+            );
+        }
+        if let Some(admin) = &self.admin_url {
+            if !admin.starts_with("http://") {
+                return Err(format!(
+                    "pulsar.admin_url = {admin:?} is not supported: use the broker's plain http:// admin URL (webServicePort, 8080 by default)"
+                ));
+            }
         }
         if !(1..=10_000).contains(&self.batch_max_delay_ms) {
             return Err(format!(

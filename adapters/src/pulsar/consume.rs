@@ -48,10 +48,13 @@ pub enum ConsumeError {
 /// the consumer and the broker as much as receiving.
 const ACK_EVERY: u32 = 256;
 
-/// An exclusive subscription; acknowledges cumulatively as it hands messages out. After
-/// a reconnect, up to [`ACK_EVERY`] messages may be delivered again (duplicates).
+/// A subscription that acknowledges as it hands messages out: cumulatively on an
+/// exclusive or failover subscription (after a reconnect up to [`ACK_EVERY`] messages
+/// may be delivered again), one by one on a shared or key-shared one, where the broker
+/// does not accept cumulative acknowledgements.
 pub struct EventConsumer {
     consumer: Consumer<Vec<u8>, TokioExecutor>,
+    cumulative: bool,
     unacked: u32,
     /// Topic and id of the last message handed out and not acknowledged yet.
     last_id: Option<(String, pulsar::message::proto::MessageIdData)>,
@@ -64,11 +67,24 @@ impl std::fmt::Debug for EventConsumer {
 }
 
 impl EventConsumer {
-    /// Subscribes to `topics` from the earliest retained message.
+    /// Subscribes to `topics` from the earliest retained message, as the only consumer
+    /// of the subscription.
     pub async fn subscribe(
         client: &Pulsar<TokioExecutor>,
         topics: &[&str],
         subscription: &str,
+    ) -> Result<Self, ConsumeError> {
+        Self::subscribe_as(client, topics, subscription, SubType::Exclusive).await
+    }
+
+    /// Subscribes with the given subscription type: `KeyShared` spreads keys over the
+    /// subscription's consumers, each key to one of them (publish with
+    /// `pulsar.batch_by_key` so that broker batches carry their key).
+    pub async fn subscribe_as(
+        client: &Pulsar<TokioExecutor>,
+        topics: &[&str],
+        subscription: &str,
+        sub_type: SubType,
     ) -> Result<Self, ConsumeError> {
         let names = topics
             .iter()
@@ -82,7 +98,7 @@ impl EventConsumer {
             .consumer()
             .with_topics(&names)
             .with_subscription(subscription)
-            .with_subscription_type(SubType::Exclusive)
+            .with_subscription_type(sub_type)
             .with_options(
                 ConsumerOptions::default().with_initial_position(InitialPosition::Earliest),
             )
@@ -94,6 +110,7 @@ impl EventConsumer {
             })?;
         Ok(EventConsumer {
             consumer,
+            cumulative: matches!(sub_type, SubType::Exclusive | SubType::Failover),
             unacked: 0,
             last_id: None,
         })
@@ -121,10 +138,17 @@ impl EventConsumer {
             Ok(Ok(None)) => return Err(ConsumeError::Receive("the consumer stream ended".into())),
             Ok(Ok(Some(message))) => message,
         };
-        self.last_id = Some((message.topic.clone(), message.message_id().clone()));
-        self.unacked += 1;
-        if self.unacked >= ACK_EVERY {
-            self.ack_pending().await?;
+        if self.cumulative {
+            self.last_id = Some((message.topic.clone(), message.message_id().clone()));
+            self.unacked += 1;
+            if self.unacked >= ACK_EVERY {
+                self.ack_pending().await?;
+            }
+        } else {
+            self.consumer
+                .ack(&message)
+                .await
+                .map_err(|e| ConsumeError::Receive(e.to_string()))?;
         }
 
         let properties: HashMap<String, String> = message

@@ -9,13 +9,16 @@
 //!
 //! These names are a public interface: consumers rely on them.
 
+pub mod admin;
 mod config;
 mod consume;
+pub mod engine;
 mod error;
 mod publisher;
 mod topic;
 
-pub use config::{Compression, PulsarConfig};
+pub use admin::Deduplication;
+pub use config::{Compression, ProducerKind, PulsarConfig};
 pub use consume::{ConsumeError, EventConsumer, ReceivedEvent};
 pub use error::{PublishError, TopicError};
 pub use publisher::{connect, encoded_size, to_message, PublishOutcome, PulsarPublisher};

@@ -1,21 +1,26 @@
 //! Publishing one read batch in order, chunk by chunk, reporting the acknowledged prefix.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use dashmap::DashMap;
 
 use pulsar::producer::{Message, SendFuture};
 use pulsar::{
     ConnectionRetryOptions, OperationRetryOptions, Producer, ProducerOptions, Pulsar, TokioExecutor,
 };
 
-use super::config::{Compression, PulsarConfig};
+use super::admin::{self, Deduplication};
+use super::config::{Compression, ProducerKind, PulsarConfig};
+use super::engine::{BatchItem, EngineProducer, WireError};
 use super::error::PublishError;
 use super::topic::full_topic_name;
 use super::{PROPERTY_EVENT_ID, PROPERTY_EVENT_TYPE, PROPERTY_SEQ};
 use crate::event::OutgoingEvent;
 
 /// What happened to a batch handed to [`PulsarPublisher::publish`].
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PublishOutcome {
     /// Events `0..acknowledged` were acknowledged by the broker, in order.
     pub acknowledged: usize,
@@ -31,6 +36,13 @@ pub struct PulsarPublisher {
     client: Pulsar<TokioExecutor>,
     config: PulsarConfig,
     producers: HashMap<String, Producer<TokioExecutor>>,
+    /// Set with [`PulsarPublisher::with_producer_name`]: with `producer = "engine"`,
+    /// events go through the engine's own producers under this name.
+    producer_name: Option<String>,
+    engine: HashMap<String, EngineProducer>,
+    /// Whether the broker deduplicates, per topic this publisher has produced to; filled
+    /// in the background ([`super::admin`]) so publishing never waits for the admin API.
+    deduplication: Arc<DashMap<String, Deduplication>>,
 }
 
 impl std::fmt::Debug for PulsarPublisher {
@@ -77,7 +89,22 @@ impl PulsarPublisher {
             client,
             config,
             producers: HashMap::new(),
+            producer_name: None,
+            engine: HashMap::new(),
+            deduplication: Arc::default(),
         }
+    }
+
+    /// Publishes under a stable producer name (one per relay range) with the events'
+    /// own sequence ids, when the config asks for the engine producer; see
+    /// [`super::engine`]. Without this call the stock producer is used.
+    pub fn with_producer_name(mut self, name: String) -> Self {
+        self.producer_name = Some(name);
+        self
+    }
+
+    fn uses_engine(&self) -> bool {
+        self.config.producer == ProducerKind::Engine && self.producer_name.is_some()
     }
 
     fn producer_options(&self) -> ProducerOptions {
@@ -235,6 +262,10 @@ impl PulsarPublisher {
         topic: &str,
         chunk: Vec<OutgoingEvent>,
     ) -> Result<(), PublishError> {
+        if self.uses_engine() {
+            // Boxed: each path's state machine is large, and futures nest deeply in callers.
+            return Box::pin(self.send_chunk_engine(topic, chunk)).await;
+        }
         let deadline = self.config.operation_timeout() + RECEIPT_GRACE;
         let operation_timeout_ms = self.config.operation_timeout_ms;
         let batching = self.batching();
@@ -289,6 +320,134 @@ impl PulsarPublisher {
         }
     }
 
+    /// The engine producer's chunk: events the broker already holds under this producer
+    /// name (id at or below what it reported) count as acknowledged and are not sent.
+    async fn send_chunk_engine(
+        &mut self,
+        topic: &str,
+        chunk: Vec<OutgoingEvent>,
+    ) -> Result<(), PublishError> {
+        let timeout = self.config.operation_timeout();
+        if !self.engine.contains_key(topic) {
+            let name = self.producer_name.clone().unwrap_or_default();
+            let producer = EngineProducer::create(&self.config.url, topic, &name, timeout)
+                .await
+                .map_err(|error| engine_creation_error(topic, error))?;
+            tracing::debug!(%topic, producer = %name, last_persisted = producer.last_persisted, "engine producer ready");
+            self.engine.insert(topic.to_owned(), producer);
+            self.check_deduplication(topic, &name);
+        }
+        let producer = self.engine.get_mut(topic).expect("inserted just above");
+        let last = producer.last_persisted;
+        let items = chunk
+            .into_iter()
+            .filter(|event| event.sequence_id as i64 > last)
+            .map(to_batch_item);
+        // With batch_by_key, one broker batch per run of one key (in order), all sent
+        // before the first receipt is awaited.
+        let mut batches: Vec<Vec<BatchItem>> = Vec::new();
+        for item in items {
+            match batches.last_mut() {
+                Some(run)
+                    if !self.config.batch_by_key
+                        || run.last().is_some_and(|last| last.key == item.key) =>
+                {
+                    run.push(item)
+                }
+                _ => batches.push(vec![item]),
+            }
+        }
+        match producer.send_batches(batches).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.engine.remove(topic);
+                Err(match error {
+                    WireError::Timeout(timeout) => PublishError::Timeout {
+                        topic: topic.to_owned(),
+                        timeout,
+                    },
+                    other => PublishError::Send {
+                        topic: topic.to_owned(),
+                        reason: other.to_string(),
+                    },
+                })
+            }
+        }
+    }
+
+    /// Learns, in the background, whether the broker deduplicates `topic`, and says so
+    /// once per topic: a warning when the operator required it and it is not in force.
+    fn check_deduplication(&self, topic: &str, producer: &str) {
+        if self.deduplication.contains_key(topic) {
+            return;
+        }
+        let Some(admin_url) = self.config.admin_url.clone() else {
+            self.deduplication.insert(
+                topic.to_owned(),
+                Deduplication::Unknown("no pulsar.admin_url".into()),
+            );
+            if self.config.require_deduplication {
+                tracing::warn!(%topic, "deduplication is required but cannot be checked: set pulsar.admin_url (PULSAR_ADMIN_URL); publishing is at-least-once unless the broker deduplicates");
+            }
+            return;
+        };
+        let (map, topic, producer) = (
+            self.deduplication.clone(),
+            topic.to_owned(),
+            producer.to_owned(),
+        );
+        let required = self.config.require_deduplication;
+        tokio::spawn(async move {
+            let state = admin::deduplication(&admin_url, &topic).await;
+            match (&state, required) {
+                (Deduplication::On, _) => {
+                    tracing::info!(%topic, %producer, "broker deduplication is on: a crash, restart or takeover publishes nothing twice");
+                }
+                (_, true) => {
+                    tracing::warn!(%topic, %producer, deduplication = %state.label(), "deduplication is required but the broker does not have it in force for this topic: publishing goes on at-least-once; enable it with `pulsar-admin namespaces set-deduplication <tenant/namespace> --enable`");
+                }
+                (_, false) => {
+                    tracing::info!(%topic, %producer, deduplication = %state.label(), "broker deduplication is not in force: at-least-once (duplicates after a crash or takeover)");
+                }
+            }
+            map.insert(topic, state);
+        });
+    }
+
+    /// How many topics [`Self::deduplication`] would report: it grows whenever a state is
+    /// learned (each topic's state is learned once), so callers rebuild their report only
+    /// when this changes.
+    pub fn deduplication_known(&self) -> usize {
+        if self.uses_engine() {
+            self.deduplication.len()
+        } else {
+            self.producers.len()
+        }
+    }
+
+    /// Whether the broker deduplicates, per topic produced to so far (topics still being
+    /// checked are absent). The stock producer is reported as such: it cannot set
+    /// sequence ids, so deduplication cannot help it.
+    pub fn deduplication(&self) -> Vec<(String, Deduplication)> {
+        if !self.uses_engine() {
+            return self
+                .producers
+                .keys()
+                .map(|topic| {
+                    let state = Deduplication::Unknown("stock producer: at-least-once".into());
+                    (topic.clone(), state)
+                })
+                .collect();
+        }
+        let mut states: Vec<(String, Deduplication)> = self
+            .deduplication
+            .iter()
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        states
+    }
+
     /// Drops a producer after a failure; it is closed in the background, so that it stops
     /// re-creating itself and resending, without holding up the caller during an outage.
     fn discard_producer(&mut self, topic: &str) {
@@ -301,6 +460,9 @@ impl PulsarPublisher {
 
     /// Closes every producer, waiting for what they still hold.
     pub async fn close(&mut self) {
+        for (_, producer) in self.engine.drain() {
+            producer.close().await;
+        }
         for (_, mut producer) in self.producers.drain() {
             let _ = producer.close().await;
         }
@@ -347,6 +509,64 @@ pub fn encoded_size(event: &OutgoingEvent) -> usize {
         + 64 // single-message metadata
 }
 
+fn engine_creation_error(topic: &str, error: WireError) -> PublishError {
+    use pulsar::message::proto::ServerError;
+    let refused = matches!(
+        &error,
+        WireError::Server { code, .. } if [
+            ServerError::AuthorizationError,
+            ServerError::AuthenticationError,
+            ServerError::InvalidTopicName,
+            ServerError::TopicNotFound,
+            ServerError::NotAllowedError,
+        ]
+        .iter()
+        .any(|refusal| *refusal as i32 == *code)
+    );
+    if refused {
+        PublishError::TopicRefused {
+            topic: topic.to_owned(),
+            reason: error.to_string(),
+        }
+    } else {
+        PublishError::ProducerUnavailable {
+            topic: topic.to_owned(),
+            reason: error.to_string(),
+        }
+    }
+}
+
+/// One event as an item of the engine producer's batch: the same public message contract
+/// as [`to_message`].
+fn to_batch_item(event: OutgoingEvent) -> BatchItem {
+    use pulsar::proto::KeyValue;
+    let mut properties: Vec<KeyValue> = Vec::with_capacity(event.headers.len() + 3);
+    properties.push(KeyValue {
+        key: PROPERTY_EVENT_ID.to_owned(),
+        value: event.event_id,
+    });
+    properties.push(KeyValue {
+        key: PROPERTY_SEQ.to_owned(),
+        value: event.seq.to_string(),
+    });
+    properties.push(KeyValue {
+        key: PROPERTY_EVENT_TYPE.to_owned(),
+        value: event.event_type,
+    });
+    properties.extend(
+        event
+            .headers
+            .into_iter()
+            .map(|(key, value)| KeyValue { key, value }),
+    );
+    BatchItem {
+        sequence_id: event.sequence_id,
+        key: event.key,
+        payload: event.payload,
+        properties,
+    }
+}
+
 /// The Pulsar message for one event: the public message contract in one place.
 pub fn to_message(event: OutgoingEvent) -> Message {
     let mut properties: HashMap<String, String> = event.headers.into_iter().collect();
@@ -380,6 +600,7 @@ mod tests {
             event_type: "OrderPlaced".into(),
             payload: b"{}".to_vec(),
             headers,
+            sequence_id: 0,
         });
         assert_eq!(message.partition_key.as_deref(), Some("order-7"));
         assert_eq!(message.ordering_key.as_deref(), Some(&b"order-7"[..]));

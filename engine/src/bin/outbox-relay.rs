@@ -17,6 +17,9 @@ use outbox_engine::{store, Relay, RelayConfig};
     about = "Publishes committed outbox events from PostgreSQL to Apache Pulsar"
 )]
 struct Cli {
+    /// Log format on stderr: `text` (human-readable) or `json` (one object per line).
+    #[arg(long, global = true, env = "OUTBOX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(flatten)]
     overrides: Overrides,
     #[command(subcommand)]
@@ -36,6 +39,83 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Republish retained, already published events of a slot range, a key or a topic
+    /// (same event_id and seq, plus the property outbox-replay=true).
+    Replay(ReplayArgs),
+    /// Hold a slot range (or all): the relays leave its events pending, in order, until
+    /// `resume`. Takes effect within one lease round (`lease_renew_interval_ms`).
+    /// Exit 0 paused (or already paused).
+    Pause(PauseArgs),
+    /// Release a range paused with `pause` (the same range, or --all). Exit 0 resumed;
+    /// exit 3 when that range was not paused (nothing changed).
+    Resume(PauseArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["range", "all"])))]
+struct PauseArgs {
+    /// Slots FIRST-LAST (0-1023), as `status` shows ranges.
+    #[arg(long)]
+    range: Option<String>,
+    /// Every slot.
+    #[arg(long)]
+    all: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Exit code of `resume` when the range was not paused.
+const EXIT_NOTHING_TO_DO: u8 = 3;
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// Slots FIRST-LAST (0-1023), as `status` shows ranges.
+    #[arg(long)]
+    range: Option<String>,
+    /// One key.
+    #[arg(long)]
+    key: Option<String>,
+    /// One topic, as enqueued (short name or persistent://...).
+    #[arg(long)]
+    topic: Option<String>,
+    /// First sequence number (inclusive).
+    #[arg(long)]
+    from_seq: Option<i64>,
+    /// Last sequence number (inclusive).
+    #[arg(long)]
+    to_seq: Option<i64>,
+    /// Events of transactions started at or after this RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Print what would be sent; send nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_range(text: &str) -> anyhow::Result<outbox_engine::slots::SlotRange> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--range {text:?} is not a slot range: use FIRST-LAST within 0-{}, as `outbox-relay status` prints",
+            outbox_engine::slots::SLOT_COUNT - 1
+        )
+    };
+    let (first, last) = text.split_once('-').ok_or_else(bad)?;
+    let start: i32 = first.trim().parse().map_err(|_| bad())?;
+    let end: i32 = last.trim().parse().map_err(|_| bad())?;
+    if start < 0 || end < start || end >= outbox_engine::slots::SLOT_COUNT {
+        return Err(bad());
+    }
+    Ok(outbox_engine::slots::SlotRange { start, end })
 }
 
 /// Overrides of the config file; each also reads an environment variable.
@@ -50,6 +130,13 @@ struct Overrides {
     /// Pulsar service URL, pulsar://host:6650.
     #[arg(long, global = true, env = "PULSAR_URL")]
     pulsar_url: Option<String>,
+    /// Pulsar admin REST URL, http://host:8080: lets the relay report whether the broker
+    /// deduplicates each topic (`status`).
+    #[arg(long, global = true, env = "PULSAR_ADMIN_URL")]
+    pulsar_admin_url: Option<String>,
+    /// Serve /metrics, /livez and /readyz on this address (host:port).
+    #[arg(long, global = true, env = "OUTBOX_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// Number of partition actors (1-1024).
     #[arg(long, global = true, env = "OUTBOX_PARTITIONS")]
     partitions: Option<u32>,
@@ -72,6 +159,12 @@ fn load_config(overrides: &Overrides) -> anyhow::Result<RelayConfig> {
     if let Some(url) = &overrides.pulsar_url {
         config.pulsar.url = url.clone();
     }
+    if let Some(listen) = &overrides.metrics_listen {
+        config.metrics_listen = Some(listen.clone());
+    }
+    if let Some(url) = &overrides.pulsar_admin_url {
+        config.pulsar.admin_url = Some(url.clone());
+    }
     if let Some(partitions) = overrides.partitions {
         config.partitions = partitions;
     }
@@ -86,14 +179,17 @@ fn load_config(overrides: &Overrides) -> anyhow::Result<RelayConfig> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,pulsar=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,pulsar=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        // One JSON object per line, ids as fields, for log shippers.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs.init(),
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -112,7 +208,61 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => runtime.block_on(migrate(&config)),
         Command::Status { json } => runtime.block_on(status(&config, json)),
         Command::Run => runtime.block_on(relay(config)),
+        Command::Replay(args) => runtime.block_on(replay(&config, args)),
+        Command::Pause(args) => runtime.block_on(pause(&config, args, true)),
+        Command::Resume(args) => runtime.block_on(pause(&config, args, false)),
     }
+}
+
+/// `pause` / `resume`: one row of `outbox_pause`.
+async fn pause(config: &RelayConfig, args: PauseArgs, pause: bool) -> anyhow::Result<()> {
+    let range = match &args.range {
+        Some(text) => parse_range(text)?,
+        None => outbox_engine::slots::SlotRange {
+            start: 0,
+            end: outbox_engine::slots::SLOT_COUNT - 1,
+        },
+    };
+    let shown = store::redact_url(&config.database_url);
+    let mut conn = store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("connecting to {shown}"))?;
+    let by = format!(
+        "{}@{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into())
+    );
+    let changed = if pause {
+        store::pause::pause(&mut conn, range, &by).await?
+    } else {
+        store::pause::resume(&mut conn, range).await?
+    };
+    let state = match (pause, changed) {
+        (true, true) => "paused",
+        (true, false) => "already paused",
+        (false, true) => "resumed",
+        (false, false) => "not paused",
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "range": range.to_string(), "state": state, "changed": changed })
+        );
+    } else if pause {
+        println!("slots {range}: {state}; relays hold its events within one lease round");
+    } else if changed {
+        println!("slots {range}: {state}; its pending events go out in order");
+    } else {
+        println!(
+            "slots {range}: {state} (pause lists exact ranges: see `status`); nothing changed"
+        );
+    }
+    if !pause && !changed {
+        std::process::exit(EXIT_NOTHING_TO_DO.into());
+    }
+    Ok(())
 }
 
 async fn migrate(config: &RelayConfig) -> anyhow::Result<()> {
@@ -148,6 +298,12 @@ async fn status(config: &RelayConfig, json: bool) -> anyhow::Result<()> {
         None => println!("oldest pending age:  -"),
     }
     println!("parked events:       {}", status.parked);
+    for paused in &status.paused {
+        println!(
+            "PAUSED slots {}-{} since {} by {}: events wait until `outbox-relay resume`",
+            paused.lo, paused.hi, paused.paused_at, paused.paused_by
+        );
+    }
     println!("live relays:         {}", status.relays.len());
     for relay in &status.relays {
         println!(
@@ -197,20 +353,144 @@ async fn status(config: &RelayConfig, json: bool) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{:>11}  {:>14}  {:>12}  {:>8}  updated",
-        "slots", "published", "last seq", "parked"
+        "{:>11}  {:>14}  {:>8}  {:>24}  {:>12}  updated",
+        "slots", "published", "parked", "done snapshot", "open batch"
     );
     for range in &status.ranges {
         println!(
-            "{:>11}  {:>14}  {:>12}  {:>8}  {}",
+            "{:>11}  {:>14}  {:>8}  {:>24}  {:>12}  {}",
             format!("{}-{}", range.range_start, range.range_end),
             range.published_total,
-            range.last_seq,
             range.parked_total,
+            shorten(&range.done_snapshot, 24),
+            range
+                .batch_snapshot
+                .as_ref()
+                .map(|_| format!("at seq {}", range.batch_seq))
+                .unwrap_or_else(|| "-".into()),
             range.updated_at
         );
     }
+    let dedup: Vec<String> = status
+        .ranges
+        .iter()
+        .filter_map(|range| {
+            let states = range.deduplication.as_deref()?;
+            let states: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(states).ok()?;
+            (!states.is_empty()).then(|| {
+                let listed: Vec<String> = states
+                    .iter()
+                    .map(|(topic, state)| format!("{topic} {state}"))
+                    .collect();
+                format!(
+                    "  {:>11}  {}",
+                    format!("{}-{}", range.range_start, range.range_end),
+                    listed.join(", ")
+                )
+            })
+        })
+        .collect();
+    if !dedup.is_empty() {
+        println!();
+        println!("broker deduplication per range and topic (on: effectively-once; otherwise at-least-once):");
+        for line in dedup {
+            println!("{line}");
+        }
+    }
     Ok(())
+}
+
+async fn replay(config: &RelayConfig, args: ReplayArgs) -> anyhow::Result<()> {
+    let filter = outbox_engine::store::replay::ReplayFilter {
+        range: args.range.as_deref().map(parse_range).transpose()?,
+        key: args.key,
+        topic: args.topic,
+        from_seq: args.from_seq,
+        since: args.since,
+        to_seq: args.to_seq,
+    };
+    let report = outbox_engine::replay::replay(config, &filter, args.dry_run).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let verb = if report.dry_run {
+        "would republish"
+    } else {
+        "republished"
+    };
+    let count = if report.dry_run {
+        report.matched
+    } else {
+        report.published
+    };
+    println!(
+        "{verb} {count} events, seq {} to {}",
+        report.first_seq.unwrap_or_default(),
+        report.last_seq.unwrap_or_default()
+    );
+    for (topic, n) in &report.by_topic {
+        println!("  {topic}: {n}");
+    }
+    if report.skipped_pending > 0 {
+        println!(
+            "  {} matching events are not published yet and were left to the relay",
+            report.skipped_pending
+        );
+    }
+    Ok(())
+}
+
+/// A snapshot's text can list many running transactions; the table shows its start.
+fn shorten(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_owned()
+    } else {
+        let head: String = text.chars().take(width - 3).collect();
+        format!("{head}...")
+    }
+}
+
+/// `/metrics` (Prometheus text format), `/livez` (the process answers) and `/readyz`
+/// (connected, and the first lease round done).
+fn endpoints(stats: std::sync::Arc<outbox_engine::relay::RelayStats>) -> axum::Router {
+    use axum::http::{header, StatusCode};
+    use axum::routing::get;
+    let for_metrics = stats.clone();
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let text = for_metrics.metrics_text();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        )
+        .route("/livez", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = stats.ready.load(std::sync::atomic::Ordering::Acquire);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "not ready: connecting or taking leases\n",
+                        )
+                    }
+                }
+            }),
+        )
 }
 
 async fn relay(config: RelayConfig) -> anyhow::Result<()> {
@@ -218,12 +498,38 @@ async fn relay(config: RelayConfig) -> anyhow::Result<()> {
     tracing::info!(?config, "starting relay");
     // A database that answers with a schema this build cannot work with is a permanent
     // refusal; an unreachable one is waited for by the relay itself.
+    // Wrong credentials or an unknown database: refused now, with that reason, rather
+    // than retried forever as "unreachable".
+    if let Err(error @ store::StoreError::Refused(_)) = store::probe(&config.database_url).await {
+        anyhow::bail!("refusing to start: {error}");
+    }
     if let Ok(mut conn) = store::connect(&config.database_url).await {
         if let Err(error @ store::StoreError::Schema(_)) = store::check_schema(&mut conn).await {
             anyhow::bail!("refusing to start: {error}");
         }
     }
+    // Bound before the relay starts: a port in use is a refusal, not a silent gap.
+    let listener = match &config.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| {
+                    format!("refusing to start: cannot listen on {address} for metrics (metrics_listen / OUTBOX_METRICS_LISTEN): is the port in use?")
+                })?,
+        ),
+        None => None,
+    };
     let handle = Relay::start(config)?;
+    if let Some(listener) = listener {
+        let address = listener.local_addr()?;
+        let stats = handle.stats().clone();
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, endpoints(stats)).await {
+                tracing::error!(%error, "the metrics endpoint stopped");
+            }
+        });
+        tracing::info!(%address, "serving /metrics, /livez and /readyz");
+    }
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     tokio::select! {

@@ -1,45 +1,60 @@
-//! Recording acknowledged events off the critical path.
+//! Recording a range's progress off the critical path.
 //!
-//! Deleting published rows costs as much as reading them; done inline it would sit
-//! between one batch's broker acknowledgement and the next batch's read. The acker runs
-//! the delete in the background while the partition reads and publishes the next batch.
+//! A progress write is one fenced statement per cycle (not per event). It still sits
+//! between one page's broker acknowledgement and the next page's read if done inline, so
+//! the acker runs it in the background while the partition reads and publishes the next
+//! page.
 //!
 //! Contract:
-//! - at most one delete runs at a time per partition (a new one waits for the previous);
-//! - until its delete is confirmed, an acknowledged row may still be read: the partition
-//!   must drop such rows from its next batch ([`Acker::is_pending`]), or it would publish
-//!   them twice;
-//! - deletes are fenced by the lease's epoch: after a takeover they fail with
+//! - at most one write runs at a time per partition, and writes are issued in cycle
+//!   order, so the recorded progress only moves forward;
+//! - every write carries the whole position (done snapshot, open batch, its cursor): a
+//!   failed write is simply superseded by the next one. Its counters are carried over;
+//! - writes are fenced by the lease's epoch: after a takeover they fail with
 //!   `StoreError::Fenced` and change nothing;
-//! - a failed delete forgets its rows, which are then read and published again
-//!   (duplicates, never loss), and reports the error once.
+//! - an audit row for a completed batch is written by the same statement; if that write
+//!   fails, the audit row is retried with the next write.
 
-use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use std::sync::Arc;
-
 use crate::lease::Lease;
-use crate::store::{self, Pool, StoreError};
+use crate::store::{self, CompletedBatch, Pool, ProgressUpdate, StoreError};
 
-use super::batch::AckedKeys;
+/// An idle range records its moving done snapshot this often, so that retention is never
+/// held back by a range with nothing to publish.
+pub const IDLE_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
-type Outcome = (Vec<i64>, Result<(), StoreError>);
+type Outcome = (ProgressUpdate, Result<(), StoreError>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Acker {
-    pending: HashSet<i64>,
+    relay_id: Arc<str>,
     running: Option<JoinHandle<Outcome>>,
+    /// Counters and audit rows not yet recorded (their write failed).
+    carried: (i64, i64, Vec<CompletedBatch>),
+    last_saved: Option<Instant>,
 }
 
 impl Acker {
-    /// True while the row's delete is not confirmed.
-    pub fn is_pending(&self, seq: i64) -> bool {
-        self.pending.contains(&seq)
+    pub fn new(relay_id: Arc<str>) -> Self {
+        Acker {
+            relay_id,
+            running: None,
+            carried: (0, 0, Vec::new()),
+            last_saved: None,
+        }
     }
 
-    /// Collects a finished delete, if any, without waiting.
+    /// True when an idle range should record its position now.
+    pub fn idle_save_due(&self) -> bool {
+        self.last_saved
+            .is_none_or(|at| at.elapsed() >= IDLE_SAVE_INTERVAL)
+    }
+
+    /// Collects a finished write, if any, without waiting.
     pub async fn reap(&mut self) -> Result<(), StoreError> {
         match &self.running {
             Some(handle) if handle.is_finished() => self.wait().await,
@@ -47,51 +62,59 @@ impl Acker {
         }
     }
 
-    /// Waits for the delete in flight, if any.
+    /// Waits for the write in flight, if any.
     pub async fn wait(&mut self) -> Result<(), StoreError> {
         let Some(handle) = self.running.take() else {
             return Ok(());
         };
-        let (seqs, result) = match handle.await {
+        let (update, result) = match handle.await {
             Ok(outcome) => outcome,
-            Err(join_error) => (
-                Vec::new(),
-                Err(StoreError::Query(format!(
-                    "acknowledgement task failed: {join_error}"
-                ))),
-            ),
+            Err(join_error) => {
+                return Err(StoreError::Query(format!(
+                    "progress write task failed: {join_error}"
+                )))
+            }
         };
-        if result.is_err() && seqs.is_empty() {
-            // The task died: nothing tells which rows it covered; forget them all.
-            self.pending.clear();
-        }
-        for seq in &seqs {
-            self.pending.remove(seq);
+        if result.is_err() {
+            self.carried.0 += update.published;
+            self.carried.1 += update.parked;
+            self.carried.2.extend(update.completed);
         }
         result
     }
 
-    /// Starts deleting `acked` after the previous delete finished.
+    /// Starts recording `update` after the previous write finished.
     pub async fn submit(
         &mut self,
         pool: &Pool,
         lease: &Arc<Lease>,
-        acked: AckedKeys,
+        mut update: ProgressUpdate,
     ) -> Result<(), StoreError> {
         let previous = self.wait().await;
-        if acked.is_empty() {
+        if matches!(previous, Err(StoreError::Fenced { .. })) {
             return previous;
         }
-        self.pending.extend(acked.seqs.iter().copied());
+        let (published, parked, mut audits) = std::mem::take(&mut self.carried);
+        update.published += published;
+        update.parked += parked;
+        // One audit row per write; older ones that failed go first.
+        if let Some(current) = update.completed.take() {
+            audits.push(current);
+        }
+        let mut audits = audits.into_iter();
+        update.completed = audits.next();
+        self.carried.2.extend(audits);
+        self.last_saved = Some(Instant::now());
         let pool = pool.clone();
         let lease = lease.clone();
+        let relay_id = self.relay_id.clone();
         self.running = Some(tokio::spawn(async move {
             let result = async {
                 let mut conn = pool.get().await?;
-                store::acknowledge(&mut conn, &lease, &acked.slots, &acked.seqs).await
+                store::save_progress(&mut conn, &lease, &relay_id, &update).await
             }
             .await;
-            (acked.seqs, result)
+            (update, result)
         }));
         previous
     }

@@ -1,4 +1,4 @@
-//! Turning a read batch into messages, and a broker outcome into what to delete.
+//! Turning a read page into messages.
 //! Pure functions on the hot path (benchmarked in `benches/`).
 
 use std::collections::BTreeMap;
@@ -12,6 +12,8 @@ use crate::store::EventRow;
 pub struct RowKey {
     pub slot: i32,
     pub seq: i64,
+    /// The writer's transaction (parking finds the row by it and `seq`).
+    pub tx: i64,
 }
 
 /// A read batch split into what goes to the broker and what stays for bookkeeping.
@@ -34,6 +36,7 @@ pub fn to_events(rows: Vec<EventRow>) -> Converted {
             .map(|row| RowKey {
                 slot: row.slot,
                 seq: row.seq,
+                tx: row.tx,
             })
             .collect(),
         unreadable: None,
@@ -63,22 +66,10 @@ pub fn to_events(rows: Vec<EventRow>) -> Converted {
             event_type: row.event_type,
             payload: row.payload,
             headers,
+            sequence_id: 0,
         });
     }
     converted
-}
-
-/// Primary keys of the rows the broker acknowledged: the first `acknowledged` rows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AckedKeys {
-    pub slots: Vec<i32>,
-    pub seqs: Vec<i64>,
-}
-
-impl AckedKeys {
-    pub fn is_empty(&self) -> bool {
-        self.seqs.is_empty()
-    }
 }
 
 /// Groups the readable events by topic, stably, so that each topic goes out in as few
@@ -107,11 +98,35 @@ pub fn group_by_topic(converted: &mut Converted) {
         .collect();
 }
 
-pub fn acknowledged_keys(keys: &[RowKey], acknowledged: usize) -> AckedKeys {
-    let prefix = &keys[..acknowledged.min(keys.len())];
-    AckedKeys {
-        slots: prefix.iter().map(|key| key.slot).collect(),
-        seqs: prefix.iter().map(|key| key.seq).collect(),
+/// How far a page got: the rows are done up to `through` (every row with a lower or
+/// equal sequence number is done), and `complete` when no row of the page is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DonePrefix {
+    pub through: Option<i64>,
+    /// The first row not done, if any.
+    pub first_open: Option<i64>,
+}
+
+/// The sequence prefix of a page that is done (acknowledged or parked). Topics are sent
+/// grouped, so the acknowledged events are a prefix of the *send* order, not of the
+/// sequence order; the range's position may only move past a sequence prefix.
+pub fn done_prefix(rows: &[RowKey], done: &std::collections::HashSet<i64>) -> DonePrefix {
+    let mut seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
+    seqs.sort_unstable();
+    let mut through = None;
+    for seq in seqs {
+        if done.contains(&seq) {
+            through = Some(seq);
+        } else {
+            return DonePrefix {
+                through,
+                first_open: Some(seq),
+            };
+        }
+    }
+    DonePrefix {
+        through,
+        first_open: None,
     }
 }
 
@@ -129,6 +144,8 @@ mod tests {
             payload: vec![1, 2],
             headers: headers.into(),
             event_id: format!("id-{seq}"),
+            tx: 100,
+            created_s: 0.0,
         }
     }
 
@@ -150,16 +167,6 @@ mod tests {
     }
 
     #[test]
-    fn acknowledged_keys_are_the_prefix() {
-        let keys = to_events(vec![row(5, "{}"), row(9, "{}"), row(11, "{}")]).keys;
-        let acked = acknowledged_keys(&keys, 2);
-        assert_eq!(acked.seqs, vec![5, 9]);
-        assert_eq!(acked.slots, vec![1, 1]);
-        assert!(acknowledged_keys(&keys, 0).is_empty());
-        assert_eq!(acknowledged_keys(&keys, 7).seqs.len(), 3);
-    }
-
-    #[test]
     fn grouping_by_topic_keeps_each_topics_order_and_the_keys_alongside() {
         let mut rows = vec![
             row(1, "{}"),
@@ -177,6 +184,33 @@ mod tests {
         assert_eq!(seqs, vec![3, 2, 4, 1]);
         let keys: Vec<i64> = converted.keys.iter().map(|k| k.seq).collect();
         assert_eq!(keys, vec![3, 2, 4, 1, 5], "the unreadable row stays last");
+    }
+
+    #[test]
+    fn the_done_prefix_stops_at_the_first_open_sequence_number() {
+        let keys = to_events(vec![row(5, "{}"), row(9, "{}"), row(11, "{}")]).keys;
+        let done = |seqs: &[i64]| seqs.iter().copied().collect();
+        assert_eq!(
+            done_prefix(&keys, &done(&[5, 11])),
+            DonePrefix {
+                through: Some(5),
+                first_open: Some(9)
+            }
+        );
+        assert_eq!(
+            done_prefix(&keys, &done(&[9, 11])),
+            DonePrefix {
+                through: None,
+                first_open: Some(5)
+            }
+        );
+        assert_eq!(
+            done_prefix(&keys, &done(&[5, 9, 11])),
+            DonePrefix {
+                through: Some(11),
+                first_open: None
+            }
+        );
     }
 
     #[test]

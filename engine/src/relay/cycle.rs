@@ -1,21 +1,25 @@
-//! One partition cycle: read a batch, publish it, record what the broker acknowledged
-//! (in the background, see [`super::acker`]).
+//! One partition cycle: read a page of the range's current batch, publish it, and record
+//! how far the range got (in the background, see [`super::acker`]).
 //!
-//! The rule that keeps order and loses nothing: only the acknowledged *prefix* of a
-//! batch is deleted. After a transient failure the rest stays pending and the next
-//! cycle reads it again from its lowest sequence number. A permanent failure (the
-//! broker refuses the topic, unreadable headers) parks that one event with the reason
-//! and the cycle counts as a success, so a poison event never blocks the range forever.
+//! Batches (docs/architecture.md, "Storage"): a batch is every event of the range whose
+//! transaction became visible between the range's `done` snapshot and the batch
+//! snapshot, published in sequence order, page by page. The rule that keeps order and
+//! loses nothing: the position only moves past a *sequence prefix* of the page that the
+//! broker acknowledged (or that was parked). After a transient failure the next cycle
+//! reads the same batch again from the first unacknowledged event. A permanent failure
+//! (the broker refuses the topic, unreadable headers) parks that one event with the
+//! reason, so a poison event never blocks the range forever.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use outbox_adapters::{PublishError, PulsarPublisher};
 
 use super::acker::Acker;
-use super::batch::{acknowledged_keys, group_by_topic, to_events};
+use super::batch::{done_prefix, group_by_topic, to_events, RowKey};
 
 use crate::lease::Lease;
-use crate::store::{self, Pool, StoreError};
+use crate::store::{self, CompletedBatch, Pool, ProgressUpdate, SnapshotText, StoreError};
 
 /// What one cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,8 +28,6 @@ pub struct CycleReport {
     pub published: usize,
     pub parked: usize,
     pub last_seq: i64,
-    /// Where the next read should start.
-    pub next_start: i32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,15 @@ pub enum CycleError {
 }
 
 impl CycleError {
+    /// What failed, for the retry metric: `database`, `broker` or `lease`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            CycleError::Store(StoreError::Fenced { .. }) | CycleError::LeaseExpired(_) => "lease",
+            CycleError::Store(_) => "database",
+            CycleError::Publish(_) | CycleError::FailedAt { .. } => "broker",
+        }
+    }
+
     /// True when the range is no longer this relay's: stop, do not retry.
     pub fn is_lease_lost(&self) -> bool {
         matches!(
@@ -65,15 +76,87 @@ fn check_lease(lease: &Lease) -> Result<(), CycleError> {
     }
 }
 
-/// What a partition hands to each cycle and gets back: its producers and its
-/// acknowledgements in flight.
+/// The batch being published.
+#[derive(Debug, Clone)]
+struct OpenBatch {
+    snapshot: SnapshotText,
+    /// Every event of the batch with a sequence number up to this one is done.
+    after_seq: i64,
+    /// The remaining keys of a large batch, listed by its first read (see
+    /// [`store::read_page`]).
+    keys: Option<VecDeque<(i64, i64)>>,
+    /// Events of the batch done so far (those up to `after_seq`).
+    done: i64,
+    published: i64,
+    parked: i64,
+}
+
+impl OpenBatch {
+    fn new(snapshot: SnapshotText, after_seq: i64, done: i64) -> Self {
+        OpenBatch {
+            snapshot,
+            after_seq,
+            keys: None,
+            done,
+            published: 0,
+            parked: 0,
+        }
+    }
+}
+
+/// Where the range stands, in memory; the acker records it.
+#[derive(Debug, Clone)]
+pub(crate) struct Position {
+    done: SnapshotText,
+    open: Option<OpenBatch>,
+    /// After a re-cut, the old ranges' positions (events they published are skipped);
+    /// dropped once this range completes its first batch.
+    carried: Option<String>,
+    /// Events of the range's completed batches: with the open batch's `done`, the base
+    /// of the broker sequence ids of the next events (the same event always gets the
+    /// same id, which broker deduplication relies on).
+    events_done: i64,
+}
+
+impl Position {
+    fn update(
+        &self,
+        published: i64,
+        parked: i64,
+        completed: Option<CompletedBatch>,
+    ) -> ProgressUpdate {
+        ProgressUpdate {
+            done: self.done.clone(),
+            open: self
+                .open
+                .as_ref()
+                .map(|open| (open.snapshot.clone(), open.after_seq)),
+            carried: self.carried.clone(),
+            events_done: self.events_done,
+            batch_done: self.open.as_ref().map_or(0, |open| open.done),
+            published,
+            parked,
+            completed,
+        }
+    }
+}
+
+/// What a partition hands to each cycle and gets back: its producers, its position and
+/// its progress write in flight.
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub publisher: PulsarPublisher,
     pub acker: Acker,
+    /// Loaded from the database by the first cycle.
+    pub position: Option<Position>,
+    /// The broker deduplication states last recorded for `status` (JSON), and how many
+    /// topics that record covers.
+    pub deduplication_reported: String,
+    pub deduplication_known: usize,
+    /// Where published counts and latencies go.
+    pub stats: Arc<super::RelayStats>,
 }
 
-/// Runs one cycle. Returns the worker so the caller keeps its producers and acks.
 /// An event that failed too many times in a row, to be parked before the next read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Poison {
@@ -82,129 +165,343 @@ pub(crate) struct Poison {
     pub reason: String,
 }
 
+/// Runs one cycle. Returns the worker so the caller keeps its producers and position.
 pub(crate) async fn run_cycle(
     pool: Pool,
     lease: Arc<Lease>,
-    start: i32,
     batch_size: usize,
     poison: Option<Poison>,
     mut worker: Worker,
 ) -> (Worker, Result<CycleReport, CycleError>) {
-    let result = async {
-        let parked = match poison {
-            Some(poison) => {
-                check_lease(&lease)?;
-                tracing::error!(range = %lease.range, slot = poison.slot, seq = poison.seq, reason = %poison.reason, "parking an event that keeps failing; its range goes on without it");
-                let mut conn = pool.get().await.map_err(StoreError::from)?;
-                store::park(&mut conn, &lease, poison.slot, poison.seq, &poison.reason).await?;
-                1
-            }
-            None => 0,
-        };
-        let mut report = cycle(&pool, &lease, start, batch_size, &mut worker).await?;
-        report.parked += parked;
-        Ok(report)
-    }
-    .await;
+    let result = cycle(&pool, &lease, batch_size, poison, &mut worker).await;
     (worker, result)
 }
 
-/// Waits for the acknowledgement in flight; call before stopping.
+/// Waits for the progress write in flight; call before stopping.
 pub(crate) async fn finish(mut worker: Worker) {
     if let Err(error) = worker.acker.wait().await {
-        tracing::warn!(%error, "last acknowledgement failed; those events will be published again");
+        tracing::warn!(%error, "last progress write failed; those events will be published again");
     }
     worker.publisher.close().await;
+}
+
+/// The events of one page, with where each came from.
+struct Page {
+    rows: Vec<store::EventRow>,
+    /// Keys taken from a large batch's list for this page.
+    taken: Vec<(i64, i64)>,
+}
+
+async fn read(
+    pool: &Pool,
+    lease: &Lease,
+    position: &mut Position,
+    batch_size: usize,
+) -> Result<Page, StoreError> {
+    let mut conn = pool.get().await?;
+    if let Some(keys) = position.open.as_mut().and_then(|open| open.keys.as_mut()) {
+        let take = keys.len().min(batch_size);
+        let taken: Vec<(i64, i64)> = keys.drain(..take).collect();
+        let rows = store::read_keys(&mut conn, &taken).await?;
+        return Ok(Page { rows, taken });
+    }
+    let batch = position.open.as_ref().map(|open| open.snapshot.as_str());
+    let after = position.open.as_ref().map_or(0, |open| open.after_seq);
+    let page = store::read_page(
+        &mut conn,
+        lease,
+        &position.done,
+        batch,
+        after,
+        batch_size,
+        position.carried.as_deref(),
+    )
+    .await?;
+    let open = position
+        .open
+        .get_or_insert_with(|| OpenBatch::new(page.snapshot, 0, 0));
+    // A large batch: its next pages come from the list. This page's keys count as taken
+    // from it, so that what a failure leaves unpublished goes back to its front.
+    let mut taken = Vec::new();
+    if !page.rest.is_empty() {
+        tracing::debug!(range = %lease.range, rest = page.rest.len(), "large batch: remaining keys listed");
+        taken = page.events.iter().map(|e| (e.seq, e.tx)).collect();
+        open.keys = Some(page.rest.into());
+    }
+    Ok(Page {
+        rows: page.events,
+        taken,
+    })
+}
+
+async fn load_position(pool: &Pool, lease: &Lease) -> Result<Position, StoreError> {
+    let mut conn = pool.get().await?;
+    let stored = store::load_progress(&mut conn, lease).await?;
+    Ok(Position {
+        done: stored.done_snapshot,
+        open: stored
+            .batch_snapshot
+            .map(|snapshot| OpenBatch::new(snapshot, stored.batch_seq, stored.batch_done)),
+        carried: stored.carried,
+        events_done: stored.events_done,
+    })
+}
+
+async fn park(pool: &Pool, lease: &Lease, row: RowKey, reason: &str) -> Result<(), CycleError> {
+    tracing::error!(range = %lease.range, slot = row.slot, seq = row.seq, %reason, "parking an event that can never be published; its range goes on without it");
+    let mut conn = pool.get().await.map_err(StoreError::from)?;
+    store::park(&mut conn, lease, row.seq, row.tx, reason).await?;
+    Ok(())
+}
+
+/// (topic, events) for each run of one topic in the send order.
+fn topic_runs(events: &[outbox_adapters::OutgoingEvent]) -> Vec<(String, usize)> {
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for event in events {
+        match runs.last_mut() {
+            Some((topic, count)) if *topic == event.topic => *count += 1,
+            _ => runs.push((event.topic.clone(), 1)),
+        }
+    }
+    runs
+}
+
+/// Counts the acknowledged events per topic (they are the first `done` of the send
+/// order) and observes each one's latency from its writer's transaction.
+fn record_published(
+    metrics: &crate::metrics::Metrics,
+    runs: &[(String, usize)],
+    created: &[(i64, f64)],
+    done: &[RowKey],
+) {
+    let mut left = done.len();
+    for (topic, count) in runs {
+        let counted = left.min(*count);
+        let full = outbox_adapters::full_topic_name(topic).unwrap_or_else(|_| topic.clone());
+        metrics.published(&full, counted as u64);
+        left -= counted;
+        if left == 0 {
+            break;
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    for row in done {
+        if let Ok(index) = created.binary_search_by_key(&row.seq, |(seq, _)| *seq) {
+            metrics.latency.observe((now - created[index].1).max(0.0));
+        }
+    }
+}
+
+/// Records, when it changed, whether the broker deduplicates each topic the range
+/// publishes to. A failed write is only logged: it is for `status`, not for delivery.
+async fn report_deduplication(pool: &Pool, lease: &Lease, worker: &mut Worker) {
+    // Checked every cycle, so only a count: the report is built when a state was learned.
+    let known = worker.publisher.deduplication_known();
+    if known == worker.deduplication_known {
+        return;
+    }
+    let states = worker.publisher.deduplication();
+    let object: serde_json::Map<String, serde_json::Value> = states
+        .into_iter()
+        .map(|(topic, state)| (topic, serde_json::Value::String(state.label())))
+        .collect();
+    let json = serde_json::Value::Object(object).to_string();
+    if json == worker.deduplication_reported {
+        worker.deduplication_known = known;
+        return;
+    }
+    let written = match pool.get().await {
+        Ok(mut conn) => store::record_deduplication(&mut conn, lease, &json).await,
+        Err(error) => Err(error.into()),
+    };
+    match written {
+        Ok(()) => {
+            worker.deduplication_reported = json;
+            worker.deduplication_known = known;
+        }
+        Err(error) => {
+            tracing::debug!(range = %lease.range, %error, "could not record the deduplication state")
+        }
+    }
 }
 
 async fn cycle(
     pool: &Pool,
     lease: &Arc<Lease>,
-    start: i32,
     batch_size: usize,
+    poison: Option<Poison>,
     worker: &mut Worker,
 ) -> Result<CycleReport, CycleError> {
     let range = lease.range;
     let started = std::time::Instant::now();
     worker.acker.reap().await?;
     check_lease(lease)?;
-    let mut rows = {
-        let mut conn = pool.get().await.map_err(StoreError::from)?;
-        store::read_batch(&mut conn, range, start, batch_size).await?
+    let mut position = match worker.position.take() {
+        Some(position) => position,
+        None => load_position(pool, lease).await?,
     };
-    let read_count = rows.len();
-    // Published already; only their delete is still running.
-    rows.retain(|row| !worker.acker.is_pending(row.seq));
-    let Some(last_slot) = rows.last().map(|row| row.slot) else {
-        return Ok(CycleReport {
-            next_start: start,
-            ..Default::default()
-        });
-    };
-    let next_start = if read_count >= batch_size {
-        range.next_start(last_slot)
-    } else {
-        start
+    let page = read(pool, lease, &mut position, batch_size).await;
+    // Keep the position even if the read failed: it is still where the range stands.
+    let page = match page {
+        Ok(page) => page,
+        Err(error) => {
+            worker.position = Some(position);
+            return Err(error.into());
+        }
     };
     let read_at = started.elapsed();
-    let read = rows.len();
-    let mut converted = to_events(rows);
+    let read = page.rows.len();
+    // (seq, created) in sequence order, for the latency of what gets acknowledged.
+    let created: Vec<(i64, f64)> = page.rows.iter().map(|r| (r.seq, r.created_s)).collect();
+    let mut converted = to_events(page.rows);
+    // Broker sequence ids: the range's event counter, by position in the batch (the page
+    // is in sequence order here, before grouping by topic).
+    let base = position.events_done + position.open.as_ref().map_or(0, |open| open.done);
+    for (index, event) in converted.events.iter_mut().enumerate() {
+        event.sequence_id = (base + index as i64 + 1) as u64;
+    }
     group_by_topic(&mut converted);
+
+    let mut parked_now: Vec<RowKey> = Vec::new();
+    if let Some(poison) = poison {
+        if let Some(row) = converted.keys.iter().find(|k| k.seq == poison.seq) {
+            check_lease(lease)?;
+            park(pool, lease, *row, &poison.reason).await?;
+            parked_now.push(*row);
+        }
+    }
+    let to_send: Vec<_> = if parked_now.is_empty() {
+        std::mem::take(&mut converted.events)
+    } else {
+        // The poison event is dropped from this page; its position is kept in `keys`.
+        let poisoned = parked_now[0].seq;
+        let index = converted.keys.iter().position(|k| k.seq == poisoned);
+        if let Some(index) = index.filter(|&i| i < converted.events.len()) {
+            converted.keys.remove(index);
+            converted.events.remove(index);
+            converted.unreadable = converted.unreadable.map(|(i, r)| (i - 1, r));
+        }
+        std::mem::take(&mut converted.events)
+    };
+
     // Checked before every chunk: the deadline is set well inside the lease's expiry, so
     // nobody can have taken the range over yet when a chunk leaves.
-    let outcome = worker
-        .publisher
-        .publish(converted.events, || lease.is_valid())
-        .await;
-    let published_at = started.elapsed();
-    let acknowledged = acknowledged_keys(&converted.keys, outcome.acknowledged);
-    let mut report = CycleReport {
-        read,
-        published: acknowledged.seqs.len(),
-        parked: 0,
-        last_seq: acknowledged.seqs.last().copied().unwrap_or(0),
-        next_start,
+    let topic_runs = topic_runs(&to_send);
+    let outcome = if to_send.is_empty() {
+        outbox_adapters::PublishOutcome::default()
+    } else {
+        worker.publisher.publish(to_send, || lease.is_valid()).await
     };
-    worker.acker.submit(pool, lease, acknowledged).await?;
+    let published_at = started.elapsed();
+    let acknowledged = outcome.acknowledged.min(converted.keys.len());
+    let mut done_rows: Vec<RowKey> = converted.keys[..acknowledged].to_vec();
+    let published = done_rows.len();
+    let failed = converted.keys.get(acknowledged).copied();
+    record_published(&worker.stats.metrics, &topic_runs, &created, &done_rows);
+
+    let mut error: Option<CycleError> = None;
+    match (outcome.failure, converted.unreadable.clone()) {
+        (Some(failure), _) if failure.is_permanent() => {
+            if let Some(row) = failed {
+                park(pool, lease, row, &failure.to_string()).await?;
+                parked_now.push(row);
+                done_rows.push(row);
+            }
+        }
+        (Some(PublishError::Halted), _) => {
+            error = Some(CycleError::LeaseExpired(range.to_string()));
+        }
+        (Some(failure), _) => {
+            error = Some(match failed {
+                Some(row) => CycleError::FailedAt {
+                    slot: row.slot,
+                    seq: row.seq,
+                    error: failure,
+                },
+                None => failure.into(),
+            });
+        }
+        (None, Some((index, reason))) if index == acknowledged => {
+            if let Some(row) = failed {
+                park(pool, lease, row, &reason).await?;
+                parked_now.push(row);
+                done_rows.push(row);
+            }
+        }
+        (None, _) => {}
+    }
+
+    // The position moves past the sequence prefix of the page that is done; anything
+    // acknowledged after a gap is published again by the next cycle (per topic and key
+    // still in order). Keys of a large batch beyond it go back to the front of the list.
+    let done_seqs: std::collections::HashSet<i64> =
+        done_rows.iter().chain(&parked_now).map(|k| k.seq).collect();
+    let mut all_rows: Vec<RowKey> = converted.keys.clone();
+    for parked in &parked_now {
+        if !all_rows.iter().any(|k| k.seq == parked.seq) {
+            all_rows.push(*parked);
+        }
+    }
+    let prefix = done_prefix(&all_rows, &done_seqs);
+    let open = position.open.as_mut().expect("read opened a batch");
+    let page_done = prefix.first_open.is_none();
+    if let Some(through) = prefix.through {
+        open.after_seq = open.after_seq.max(through);
+        open.done += all_rows.iter().filter(|k| k.seq <= through).count() as i64;
+    }
+    if let (Some(keys), Some(first_open)) = (open.keys.as_mut(), prefix.first_open) {
+        for key in page.taken.iter().rev().filter(|k| k.0 >= first_open) {
+            keys.push_front(*key);
+        }
+    }
+    open.published += published as i64;
+    open.parked += parked_now.len() as i64;
+
+    let had_carried = position.carried.is_some();
+    let batch_complete =
+        page_done && error.is_none() && open.keys.as_ref().is_none_or(|keys| keys.is_empty());
+    let completed = if batch_complete {
+        let open = position.open.take().expect("open batch");
+        let from = std::mem::replace(&mut position.done, open.snapshot.clone());
+        position.events_done += open.done;
+        // The new done snapshot was taken after the re-cut: it sees everything the old
+        // ranges had published, so their positions are no longer needed.
+        position.carried = None;
+        (open.published + open.parked > 0).then_some(CompletedBatch {
+            from,
+            to: open.snapshot,
+            events: open.published,
+            parked: open.parked,
+        })
+    } else {
+        None
+    };
+    let carried_dropped = had_carried && position.carried.is_none();
+    let moved = published > 0 || !parked_now.is_empty() || completed.is_some() || carried_dropped;
+    let save = moved || (batch_complete && worker.acker.idle_save_due());
+    let update = position.update(published as i64, parked_now.len() as i64, completed);
+    worker.position = Some(position);
+    if save {
+        worker.acker.submit(pool, lease, update).await?;
+    }
+    report_deduplication(pool, lease, worker).await;
     tracing::debug!(
         range = %range,
         rows = read,
         read_us = read_at.as_micros() as u64,
         publish_us = (published_at - read_at).as_micros() as u64,
-        ack_wait_us = (started.elapsed() - published_at).as_micros() as u64,
         "cycle"
     );
-    let failed = converted.keys.get(outcome.acknowledged);
-    match (outcome.failure, converted.unreadable) {
-        (Some(error), _) if error.is_permanent() => {
-            if let Some(row) = failed {
-                tracing::error!(slot = row.slot, seq = row.seq, %error, "parking event the broker will never accept");
-                let mut conn = pool.get().await.map_err(StoreError::from)?;
-                store::park(&mut conn, lease, row.slot, row.seq, &error.to_string()).await?;
-                report.parked = 1;
-            }
-        }
-        (Some(PublishError::Halted), _) => {
-            return Err(CycleError::LeaseExpired(range.to_string()));
-        }
-        (Some(error), _) => {
-            return Err(match failed {
-                Some(row) => CycleError::FailedAt {
-                    slot: row.slot,
-                    seq: row.seq,
-                    error,
-                },
-                None => error.into(),
-            })
-        }
-        (None, Some((index, reason))) if index == outcome.acknowledged => {
-            let row = converted.keys[index];
-            tracing::error!(slot = row.slot, seq = row.seq, %reason, "parking unreadable event");
-            let mut conn = pool.get().await.map_err(StoreError::from)?;
-            store::park(&mut conn, lease, row.slot, row.seq, &reason).await?;
-            report.parked = 1;
-        }
-        (None, _) => {}
+    if let Some(error) = error {
+        return Err(error);
     }
-    Ok(report)
+    Ok(CycleReport {
+        read,
+        published,
+        parked: parked_now.len(),
+        last_seq: done_rows.iter().map(|k| k.seq).max().unwrap_or(0),
+    })
 }

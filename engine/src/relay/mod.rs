@@ -15,6 +15,7 @@
 mod acker;
 pub mod batch;
 mod cycle;
+mod maintenance;
 mod messages;
 mod partition;
 mod supervisor;
@@ -51,6 +52,32 @@ pub struct RelayStats {
     pub lease_changes: AtomicU64,
     /// Connected, and the first lease tick done (partitions started for its ranges).
     pub ready: AtomicBool,
+    /// The same and more for Prometheus ([`RelayHandle::metrics_text`]).
+    pub metrics: crate::metrics::Metrics,
+    /// Slot ranges an operator paused (`outbox-relay pause`), as of the last lease round.
+    pub paused: std::sync::RwLock<Vec<crate::slots::SlotRange>>,
+}
+
+impl RelayStats {
+    /// Whether an operator paused any slot of `range`.
+    pub fn is_paused(&self, range: crate::slots::SlotRange) -> bool {
+        self.paused
+            .read()
+            .map(|paused| {
+                paused
+                    .iter()
+                    .any(|p| p.start <= range.end && range.start <= p.end)
+            })
+            .unwrap_or(false)
+    }
+
+    /// The metrics in the Prometheus text format, gauges brought up to date.
+    pub fn metrics_text(&self) -> String {
+        self.metrics
+            .leases
+            .set(self.leases.load(Ordering::Relaxed) as i64);
+        self.metrics.encode()
+    }
 }
 
 /// Why the relay could not start or stop cleanly.
@@ -136,6 +163,12 @@ impl std::fmt::Debug for RelayHandle {
 }
 
 impl RelayHandle {
+    /// The relay's metrics in the Prometheus text format (what the binary serves on
+    /// `/metrics`).
+    pub fn metrics_text(&self) -> String {
+        self.stats.metrics_text()
+    }
+
     pub fn stats(&self) -> &Arc<RelayStats> {
         &self.stats
     }

@@ -111,7 +111,6 @@ pub struct Partition {
     lease: Arc<Lease>,
     range: SlotRange,
     health: Arc<PartitionHealth>,
-    next_start: i32,
     pool: Pool,
     /// Taken out while a cycle runs.
     worker: Option<Worker>,
@@ -143,17 +142,24 @@ impl Partition {
         config: Arc<RelayConfig>,
         stats: Arc<RelayStats>,
         supervisor: Addr<Supervisor>,
+        relay_id: Arc<str>,
     ) -> Self {
         let range = lease.range;
         Partition {
             lease,
             range,
             health,
-            next_start: range.start,
             pool,
             worker: Some(Worker {
-                publisher: PulsarPublisher::with_client(pulsar, config.pulsar.clone()),
-                acker: Acker::default(),
+                // One stable producer name per range: with the engine producer and broker
+                // deduplication, whoever owns the range next resends under the same name.
+                publisher: PulsarPublisher::with_client(pulsar, config.pulsar.clone())
+                    .with_producer_name(format!("outbox-{}-{}", range.start, range.end)),
+                acker: Acker::new(relay_id),
+                position: None,
+                deduplication_reported: String::new(),
+                deduplication_known: 0,
+                stats: stats.clone(),
             }),
             idle_delay: Duration::from_millis(config.idle_poll_min_ms),
             config,
@@ -198,7 +204,6 @@ impl Partition {
         match result {
             Ok(report) => {
                 self.consecutive_failures = 0;
-                self.next_start = report.next_start;
                 if report.published > 0 || report.parked > 0 {
                     self.stats
                         .published
@@ -206,6 +211,7 @@ impl Partition {
                     self.stats
                         .parked
                         .fetch_add(report.parked as u64, Ordering::Relaxed);
+                    self.stats.metrics.parked.inc_by(report.parked as u64);
                     self.supervisor.do_send(Progress {
                         range: self.range,
                         published: report.published as u64,
@@ -231,6 +237,7 @@ impl Partition {
                 self.note_failure(&error);
                 self.consecutive_failures += 1;
                 self.stats.failed_cycles.fetch_add(1, Ordering::Relaxed);
+                self.stats.metrics.retry(error.class());
                 if self.consecutive_failures >= self.config.max_consecutive_failures {
                     tracing::error!(range = %self.range, failures = self.consecutive_failures, %error, "partition gives up; the supervisor will restart it");
                     self.stop_with(StopReason::Failed(error.to_string()), ctx);
@@ -277,6 +284,9 @@ impl Actor for Partition {
     }
 }
 
+/// How often a paused partition looks again (pauses are read once per lease round).
+const PAUSED_RECHECK: Duration = Duration::from_millis(250);
+
 impl Handler<Cycle> for Partition {
     type Result = ();
 
@@ -284,13 +294,20 @@ impl Handler<Cycle> for Partition {
         if let Some(timer) = self.idle_timer.take() {
             ctx.cancel_future(timer);
         }
-        let Some(worker) = self.worker.take() else {
+        if self.worker.is_none() {
             return; // a cycle is already running
+        }
+        if self.stats.is_paused(self.range) {
+            // Held by an operator: its events stay pending, in order, until the resume.
+            self.schedule(ctx, PAUSED_RECHECK);
+            return;
+        }
+        let Some(worker) = self.worker.take() else {
+            return;
         };
         let work = run_cycle(
             self.pool.clone(),
             self.lease.clone(),
-            self.next_start,
             self.config.batch_size as usize,
             self.health.take_poison(),
             worker,

@@ -28,6 +28,7 @@ use actix::prelude::*;
 use futures::channel::oneshot;
 use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
 
+use super::maintenance::Maintainer;
 use super::messages::{
     GetPartitions, NewEvents, PartitionState, PartitionStopped, Progress, Shutdown, Stop,
     StopReason, Tick, Wake,
@@ -71,6 +72,7 @@ pub struct Supervisor {
     /// Owned ranges by their first slot.
     entries: BTreeMap<i32, Entry>,
     watcher: Option<Addr<Watcher>>,
+    maintainer: Option<Addr<Maintainer>>,
     ticking: bool,
     layout_requested: bool,
     database_down_since: Option<Instant>,
@@ -121,6 +123,7 @@ impl Supervisor {
             resources: None,
             entries: BTreeMap::new(),
             watcher: None,
+            maintainer: None,
             ticking: false,
             layout_requested: false,
             database_down_since: None,
@@ -148,6 +151,7 @@ impl Supervisor {
             self.config.clone(),
             self.stats.clone(),
             ctx.address(),
+            self.member.relay_id.as_str().into(),
         );
         entry.addr = Some(partition.start());
     }
@@ -166,9 +170,31 @@ impl Supervisor {
         let target = (!self.layout_requested).then_some(self.config.partitions);
         let sent_at = Instant::now();
         let lock_timeout = self.config.lease_lock_timeout();
+        let stats = self.stats.clone();
         let work = async move {
             let mut conn = pool.get().await?;
-            leases::tick(&mut conn, &member, leaving, target, lock_timeout).await
+            let outcome = leases::tick(&mut conn, &member, leaving, target, lock_timeout).await?;
+            // Operator pauses ride on the lease round: one small read a second.
+            match store::pause::paused(&mut conn).await {
+                Ok(paused) => {
+                    let ranges: Vec<crate::slots::SlotRange> = paused
+                        .iter()
+                        .map(|p| crate::slots::SlotRange {
+                            start: p.lo,
+                            end: p.hi,
+                        })
+                        .collect();
+                    stats.metrics.paused.set(ranges.len() as i64);
+                    if let Ok(mut shared) = stats.paused.write() {
+                        if *shared != ranges {
+                            tracing::info!(paused = ?ranges, "operator pauses changed");
+                            *shared = ranges;
+                        }
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "could not read operator pauses"),
+            }
+            Ok(outcome)
         };
         ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
             act.ticking = false;
@@ -233,6 +259,7 @@ impl Supervisor {
                     let lease = Arc::new(Lease::new(owned.range, owned.epoch, valid_until));
                     let keep = owned.keep && !self.shutting_down;
                     self.stats.lease_changes.fetch_add(1, Ordering::Relaxed);
+                    self.stats.metrics.lease_changes.inc();
                     tracing::info!(range = %owned.range, epoch = owned.epoch, relays = outcome.live_relays, "range lease acquired");
                     self.entries.insert(
                         start,
@@ -274,6 +301,7 @@ impl Supervisor {
             entry.lease.revoke();
             entry.lost = true;
             self.stats.lease_changes.fetch_add(1, Ordering::Relaxed);
+            self.stats.metrics.lease_changes.inc();
             match &entry.addr {
                 Some(addr) => addr.do_send(Stop),
                 None => {
@@ -285,6 +313,7 @@ impl Supervisor {
             .leases
             .store(self.entries.len() as u64, Ordering::Relaxed);
         self.stats.ready.store(true, Ordering::Release);
+        self.stats.metrics.ready.set(1);
         self.finish_shutdown_if_done(ctx);
     }
 
@@ -322,6 +351,7 @@ impl Supervisor {
                 Err(error) => tracing::warn!(range = %range, epoch, %error, "could not release the range lease; it expires by itself"),
             }
             act.stats.lease_changes.fetch_add(1, Ordering::Relaxed);
+            act.stats.metrics.lease_changes.inc();
             act.entries.remove(&start);
             act.stats
                 .leases
@@ -410,6 +440,7 @@ async fn try_database(config: &RelayConfig) -> Result<Pool, StoreError> {
         config.effective_pool_size(),
         SessionKind::Relay {
             idle_in_transaction_ms: config.lease_lock_timeout().as_millis() as u64,
+            statement_timeout_ms: config.effective_statement_timeout_ms(),
         },
     )
     .await?;
@@ -437,6 +468,15 @@ impl Actor for Supervisor {
                             resources.pool.clone(),
                             Duration::from_millis(act.config.wakeup_interval_ms),
                             ctx.address().recipient(),
+                        )
+                        .start(),
+                    );
+                    act.maintainer = Some(
+                        Maintainer::new(
+                            resources.pool.clone(),
+                            act.stats.clone(),
+                            Duration::from_millis(act.config.maintenance_interval_ms),
+                            Duration::from_millis(act.config.retention_ms),
                         )
                         .start(),
                     );
@@ -516,6 +556,7 @@ impl Handler<PartitionStopped> for Supervisor {
         entry.restarts += 1;
         let restarts = entry.restarts;
         self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        self.stats.metrics.restarts.inc();
         if restarts > self.config.max_partition_restarts {
             tracing::error!(range = %stopped.range, restarts, %reason, "partition keeps failing; giving its range up so that a healthy relay takes it");
             entry.unhealthy = true;
@@ -539,6 +580,9 @@ impl Handler<Shutdown> for Supervisor {
             );
         }
         self.shutting_down = true;
+        if let Some(maintainer) = self.maintainer.take() {
+            maintainer.do_send(Stop);
+        }
         if let Some(watcher) = self.watcher.take() {
             watcher.do_send(Stop);
         }

@@ -14,6 +14,10 @@ pub enum StoreError {
         message: String,
         hint: Option<String>,
     },
+    /// The server answered and refused this relay for good (wrong password, unknown
+    /// role or database, no permission to connect): retrying cannot help.
+    #[error("PostgreSQL refused the connection: {0}")]
+    Refused(String),
     /// Schema missing or different from what this build expects.
     #[error("outbox schema problem: {0}")]
     Schema(String),

@@ -193,6 +193,10 @@ pub async fn tick(
                 .bind::<Array<Integer>, _>(ends)
                 .execute(conn)
                 .await?;
+                // Progress rows follow the ranges in the same transaction.
+                diesel::sql_query("SELECT outbox_progress_follow_layout()")
+                    .execute(conn)
+                    .await?;
                 tracing::info!(ranges = target, "lease layout re-cut");
                 leases = read_leases(conn).await?;
                 Vec::new()

@@ -13,14 +13,28 @@ pub struct RangeProgress {
     pub range_start: i32,
     #[diesel(sql_type = Integer)]
     pub range_end: i32,
+    /// Everything visible in this snapshot is published (`xmin:xmax:in-progress`).
+    #[diesel(sql_type = Text)]
+    pub done_snapshot: String,
+    /// The batch being published, if one is open, and its cursor.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub batch_snapshot: Option<String>,
     #[diesel(sql_type = BigInt)]
-    pub last_seq: i64,
+    pub batch_seq: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub epoch: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub relay_id: Option<String>,
     #[diesel(sql_type = BigInt)]
     pub published_total: i64,
     #[diesel(sql_type = BigInt)]
     pub parked_total: i64,
     #[diesel(sql_type = Text)]
     pub updated_at: String,
+    /// Whether the broker deduplicates each topic the range published to (JSON object
+    /// topic -> "on" | "off" | "unknown (reason)"), as the owner last learned it.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub deduplication: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, diesel::QueryableByName)]
@@ -95,19 +109,23 @@ pub struct Status {
     pub relays: Vec<RelayStatus>,
     /// Open writer transactions holding key locks for longer than a second.
     pub key_locks: Vec<KeyLockHolder>,
+    /// Slot ranges an operator paused (`outbox-relay pause`).
+    pub paused: Vec<super::pause::Paused>,
 }
 
 pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> {
     let backlog: Backlog = diesel::sql_query(
-        "SELECT (SELECT count(*) FROM outbox_event) AS pending, \
-                (SELECT extract(epoch FROM now() - min(created_at))::float8 FROM outbox_event) AS oldest_pending_age_s, \
-                (SELECT count(*) FROM outbox_parked) AS parked",
+        "SELECT count(*) AS pending, \
+                extract(epoch FROM now() - min(created_at))::float8 AS oldest_pending_age_s, \
+                (SELECT count(*) FROM outbox_parked) AS parked FROM outbox_pending",
     )
     .get_result(conn)
     .await?;
     let ranges: Vec<RangeProgress> = diesel::sql_query(
-        "SELECT range_start, range_end, last_seq, published_total, parked_total, \
-                to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MSOF') AS updated_at \
+        "SELECT range_start, range_end, done_snapshot::text AS done_snapshot, \
+                batch_snapshot::text AS batch_snapshot, batch_seq, epoch, relay_id, published_total, parked_total, \
+                to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MSOF') AS updated_at, \
+                deduplication::text AS deduplication \
          FROM outbox_progress ORDER BY range_start, range_end",
     )
     .load(conn)
@@ -118,7 +136,7 @@ pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> 
                      ELSE extract(epoch FROM l.expires_at - now())::float8 END AS expires_in_s, \
                 count(e.seq) AS pending, \
                 extract(epoch FROM now() - min(e.created_at))::float8 AS oldest_pending_age_s \
-         FROM outbox_lease l LEFT JOIN outbox_event e ON e.slot BETWEEN l.range_start AND l.range_end \
+         FROM outbox_lease l LEFT JOIN outbox_pending e ON e.slot BETWEEN l.range_start AND l.range_end \
          GROUP BY l.range_start, l.range_end, l.owner, l.epoch, l.expires_at ORDER BY l.range_start",
     )
     .load(conn)
@@ -140,7 +158,9 @@ pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> 
     )
     .load(conn)
     .await?;
+    let paused = super::pause::paused(conn).await?;
     Ok(Status {
+        paused,
         leases,
         relays,
         key_locks,

@@ -1,0 +1,308 @@
+//! A minimal connection to one Pulsar broker, over the `pulsar` crate's public protocol
+//! types (`pulsar::proto`) and frame codec (`pulsar::message::Codec`).
+//!
+//! It exists because the crate's producer cannot set sequence ids (see
+//! ../shared/design/pulsar.md): the engine's own producer ([`super::EngineProducer`])
+//! needs them for broker-side deduplication.
+//!
+//! Contract:
+//! - [`Wire::open`] connects, performs the protocol handshake and starts one reader task
+//!   that answers the broker's pings and routes each response to its waiter (by request
+//!   id, or by producer and sequence id for send receipts);
+//! - when the connection fails or the broker closes a producer, every waiter gets an
+//!   error and the wire reports itself broken ([`Wire::is_broken`]): the caller opens a
+//!   new one. Nothing is ever resent by this layer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::SplitSink;
+use futures::{SinkExt, StreamExt};
+use pulsar::message::{Codec, Message as Frame};
+use pulsar::proto::{self, base_command::Type as CommandType};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_util::codec::Framed;
+
+/// Protocol version spoken: high enough for `highest_sequence_id` on batches.
+const PROTOCOL_VERSION: i32 = 19;
+
+/// What went wrong on the wire.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WireError {
+    #[error("cannot connect to {address}: {reason}")]
+    Connect { address: String, reason: String },
+    #[error("connection to the broker lost")]
+    Lost,
+    #[error("no answer from the broker within {0:?}")]
+    Timeout(Duration),
+    /// The broker answered with an error: its code (`proto::ServerError`) and message.
+    #[error("broker error {code}: {message}")]
+    Server { code: i32, message: String },
+    #[error("unexpected answer from the broker: {0}")]
+    Protocol(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Waiter {
+    Request(u64),
+    Receipt { producer_id: u64, sequence_id: u64 },
+}
+
+type Sink = SplitSink<Framed<TcpStream, Codec>, Frame>;
+type Waiters = Arc<Mutex<HashMap<Waiter, oneshot::Sender<proto::BaseCommand>>>>;
+
+pub struct Wire {
+    address: String,
+    sink: Arc<tokio::sync::Mutex<Sink>>,
+    waiters: Waiters,
+    broken: Arc<AtomicBool>,
+    next_request: AtomicU64,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wire")
+            .field("address", &self.address)
+            .field("broken", &self.is_broken())
+            .finish()
+    }
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+fn command(r#type: CommandType) -> proto::BaseCommand {
+    proto::BaseCommand {
+        r#type: r#type as i32,
+        ..Default::default()
+    }
+}
+
+fn frame(command: proto::BaseCommand) -> Frame {
+    Frame {
+        command,
+        payload: None,
+    }
+}
+
+/// `pulsar://host:port` to `host:port`.
+pub fn socket_address(url: &str) -> Result<String, WireError> {
+    let parsed = url::Url::parse(url).map_err(|e| WireError::Connect {
+        address: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if parsed.scheme() != "pulsar" {
+        return Err(WireError::Connect {
+            address: url.to_owned(),
+            reason: "the engine producer speaks plain pulsar:// only (TLS is not supported yet)"
+                .into(),
+        });
+    }
+    let host = parsed.host_str().unwrap_or("127.0.0.1");
+    Ok(format!("{host}:{}", parsed.port().unwrap_or(6650)))
+}
+
+impl Wire {
+    /// Connects to `url` (`pulsar://host:port`) and performs the handshake.
+    pub async fn open(url: &str, timeout: Duration) -> Result<Wire, WireError> {
+        let address = socket_address(url)?;
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(&address))
+            .await
+            .map_err(|_| WireError::Timeout(timeout))?
+            .map_err(|e| WireError::Connect {
+                address: address.clone(),
+                reason: e.to_string(),
+            })?;
+        let _ = stream.set_nodelay(true);
+        let mut framed = Framed::new(stream, Codec);
+        let mut connect = command(CommandType::Connect);
+        connect.connect = Some(proto::CommandConnect {
+            client_version: format!("outbox-engine-{}", env!("CARGO_PKG_VERSION")),
+            protocol_version: Some(PROTOCOL_VERSION),
+            ..Default::default()
+        });
+        framed
+            .send(frame(connect))
+            .await
+            .map_err(|_| WireError::Lost)?;
+        let answer = tokio::time::timeout(timeout, framed.next())
+            .await
+            .map_err(|_| WireError::Timeout(timeout))?;
+        match answer {
+            Some(Ok(message)) if message.command.connected.is_some() => {}
+            Some(Ok(message)) => {
+                return Err(match message.command.error {
+                    Some(error) => WireError::Server {
+                        code: error.error,
+                        message: error.message,
+                    },
+                    None => WireError::Protocol(format!(
+                        "expected Connected, got type {}",
+                        message.command.r#type
+                    )),
+                })
+            }
+            _ => return Err(WireError::Lost),
+        }
+        let (sink, mut stream) = framed.split();
+        let sink = Arc::new(tokio::sync::Mutex::new(sink));
+        let waiters: Waiters = Arc::default();
+        let broken = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let sink = sink.clone();
+            let waiters = waiters.clone();
+            let broken = broken.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(message)) = stream.next().await {
+                    let command = message.command;
+                    if command.ping.is_some() {
+                        let pong = frame(command_pong());
+                        if sink.lock().await.send(pong).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    if command.close_producer.is_some() {
+                        // The broker dropped a producer (topic unloaded, fenced): treat the
+                        // whole wire as gone so that the owner reconnects and resends.
+                        break;
+                    }
+                    let Some(waiter) = waiter_of(&command) else {
+                        continue;
+                    };
+                    let sender = waiters.lock().expect("waiters lock").remove(&waiter);
+                    if let Some(sender) = sender {
+                        let _ = sender.send(command);
+                    }
+                }
+                broken.store(true, Ordering::SeqCst);
+                waiters.lock().expect("waiters lock").clear();
+            })
+        };
+        Ok(Wire {
+            address,
+            sink,
+            waiters,
+            broken,
+            next_request: AtomicU64::new(1),
+            reader,
+        })
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
+    pub fn request_id(&self) -> u64 {
+        self.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a request and waits for the answer with the same request id.
+    pub async fn request(
+        &self,
+        request_id: u64,
+        command: proto::BaseCommand,
+        timeout: Duration,
+    ) -> Result<proto::BaseCommand, WireError> {
+        let answer = self.register(Waiter::Request(request_id));
+        self.send(frame(command)).await?;
+        self.wait(answer, timeout).await
+    }
+
+    /// Sends a message frame and returns the waiter for its receipt.
+    pub async fn send_message(
+        &self,
+        producer_id: u64,
+        sequence_id: u64,
+        message: Frame,
+    ) -> Result<oneshot::Receiver<proto::BaseCommand>, WireError> {
+        let receipt = self.register(Waiter::Receipt {
+            producer_id,
+            sequence_id,
+        });
+        self.send(message).await?;
+        Ok(receipt)
+    }
+
+    pub async fn wait(
+        &self,
+        answer: oneshot::Receiver<proto::BaseCommand>,
+        timeout: Duration,
+    ) -> Result<proto::BaseCommand, WireError> {
+        match tokio::time::timeout(timeout, answer).await {
+            Err(_) => Err(WireError::Timeout(timeout)),
+            Ok(Err(_)) => Err(WireError::Lost),
+            Ok(Ok(command)) => match &command.error {
+                Some(error) => Err(WireError::Server {
+                    code: error.error,
+                    message: error.message.clone(),
+                }),
+                None => Ok(command),
+            },
+        }
+    }
+
+    /// Sends without waiting for any answer (closing a producer on the way out).
+    pub async fn send(&self, message: Frame) -> Result<(), WireError> {
+        if self.is_broken() {
+            return Err(WireError::Lost);
+        }
+        self.sink
+            .lock()
+            .await
+            .send(message)
+            .await
+            .map_err(|_| WireError::Lost)
+    }
+
+    fn register(&self, waiter: Waiter) -> oneshot::Receiver<proto::BaseCommand> {
+        let (sender, receiver) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .insert(waiter, sender);
+        receiver
+    }
+
+    /// Marks the wire unusable (after a timeout: a late answer must not be trusted).
+    pub fn break_off(&self) {
+        self.broken.store(true, Ordering::SeqCst);
+        self.reader.abort();
+    }
+}
+
+fn command_pong() -> proto::BaseCommand {
+    let mut pong = command(CommandType::Pong);
+    pong.pong = Some(proto::CommandPong {});
+    pong
+}
+
+fn waiter_of(command: &proto::BaseCommand) -> Option<Waiter> {
+    if let Some(receipt) = &command.send_receipt {
+        return Some(Waiter::Receipt {
+            producer_id: receipt.producer_id,
+            sequence_id: receipt.sequence_id,
+        });
+    }
+    if let Some(error) = &command.send_error {
+        return Some(Waiter::Receipt {
+            producer_id: error.producer_id,
+            sequence_id: error.sequence_id,
+        });
+    }
+    let request_id = command
+        .producer_success
+        .as_ref()
+        .map(|c| c.request_id)
+        .or(command.lookup_topic_response.as_ref().map(|c| c.request_id))
+        .or(command.success.as_ref().map(|c| c.request_id))
+        .or(command.error.as_ref().map(|c| c.request_id))?;
+    Some(Waiter::Request(request_id))
+}
