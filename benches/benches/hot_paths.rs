@@ -15,8 +15,8 @@ use outbox_adapters::pulsar::to_message;
 use outbox_adapters::pulsar_client::message::proto::{KeyValue, SingleMessageMetadata};
 use outbox_adapters::verify::{Delivery, DeliveryLedger};
 use outbox_benches::rows;
-use outbox_engine::relay::batch::{acknowledged_keys, to_events};
-use outbox_engine::slots::{self, SlotRange};
+use outbox_engine::relay::batch::{done_prefix, to_events};
+use outbox_engine::slots;
 use prost::Message as _;
 
 const BATCH: usize = 1_000;
@@ -32,16 +32,6 @@ fn slot_paths(c: &mut Criterion) {
             let n = black_box(16i32);
             (0..n).map(|i| i * (1024 / n)).sum::<i32>()
         })
-    });
-    let range = SlotRange {
-        start: 256,
-        end: 511,
-    };
-    group.bench_function("next_start_x1000", |b| {
-        b.iter(|| (0..1000).fold(256, |slot, _| range.next_start(black_box(slot))))
-    });
-    group.bench_function("raw_wrap_x1000", |b| {
-        b.iter(|| (0..1000).fold(256, |slot, _| 256 + (black_box(slot) + 1 - 256) % 256))
     });
     group.finish();
 }
@@ -118,8 +108,9 @@ fn progress_paths(c: &mut Criterion) {
     let keys = to_events(input.clone()).keys;
     let mut group = c.benchmark_group("progress_1000");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("acknowledged_keys", |b| {
-        b.iter(|| acknowledged_keys(black_box(&keys), BATCH))
+    let done: std::collections::HashSet<i64> = keys.iter().map(|k| k.seq).collect();
+    group.bench_function("done_prefix", |b| {
+        b.iter(|| done_prefix(black_box(&keys), black_box(&done)))
     });
     group.bench_function("raw_collect_seqs", |b| {
         b.iter(|| black_box(&input).iter().map(|r| r.seq).collect::<Vec<_>>())

@@ -296,6 +296,31 @@ fn contradicting_lease_timings_are_rejected_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_wrong_password_is_refused_at_start_not_retried_as_unreachable() {
+    let db = TestDb::create().await;
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_password(Some("not-the-password")).unwrap();
+    let (ok, stderr) = relay_command(&[
+        "--database-url",
+        url.as_str(),
+        "--pulsar-url",
+        &pulsar_url(),
+        "run",
+    ]);
+    assert!(!ok, "the relay must refuse to start");
+    assert!(
+        stderr.contains("refused") && stderr.contains("28P01"),
+        "the refusal does not say why: {stderr}"
+    );
+    assert!(!stderr.contains("unreachable"), "{stderr}");
+    assert!(
+        !stderr.contains("not-the-password"),
+        "password leaked: {stderr}"
+    );
+    db.drop_now().await;
+}
+
+#[tokio::test]
 async fn a_relay_refuses_a_database_whose_schema_version_differs() {
     let db = TestDb::create().await;
     let mut conn = db.connect().await;

@@ -89,3 +89,46 @@ async fn one_bad_event_rejects_the_batch_with_outbox_enqueues_message() {
     call(vec![]).execute(&mut conn).await.unwrap();
     db.drop_now().await;
 }
+
+#[derive(diesel::QueryableByName)]
+struct Limit {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    n: i32,
+}
+
+/// More distinct keys than the lock table safely holds: refused before any lock is taken,
+/// naming the limit; nothing written. The same keys repeated stay within it.
+#[tokio::test]
+async fn a_batch_with_too_many_distinct_keys_is_refused_naming_the_limit() {
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    let limit = diesel::sql_query("SELECT outbox_max_batch_keys() AS n")
+        .get_result::<Limit>(&mut conn)
+        .await
+        .unwrap()
+        .n as usize;
+    let too_many: Vec<NewEvent> = (0..=limit)
+        .map(|i| NewEvent::new(format!("k{i}"), "orders", "E", vec![1]))
+        .collect();
+    let error = enqueue_batch(&mut conn, &too_many).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("{} distinct keys", limit + 1))
+            && message.contains(&format!("limit of {limit}")),
+        "{message}"
+    );
+    assert_eq!(
+        pending_count(&mut conn).await,
+        0,
+        "a refused batch wrote rows"
+    );
+    // As many events, fewer keys: accepted.
+    let repeated: Vec<NewEvent> = (0..=limit)
+        .map(|i| NewEvent::new(format!("k{}", i % 100), "orders", "E", vec![1]))
+        .collect();
+    assert_eq!(
+        enqueue_batch(&mut conn, &repeated).await.unwrap().len(),
+        limit + 1
+    );
+    db.drop_now().await;
+}

@@ -106,10 +106,22 @@ async fn a_stale_owner_is_fenced_after_expiry_and_takeover() {
     let seq = enqueue(&mut conn, &NewEvent::new("k", "t", "E", b"x".to_vec()))
         .await
         .unwrap();
-    let slot = store::read_batch(&mut conn, stale.range, 0, 10)
+    let page = store::read_page(&mut conn, &stale, store::EMPTY_SNAPSHOT, None, 0, 10, None)
         .await
-        .unwrap()[0]
-        .slot;
+        .unwrap();
+    let (snapshot, rows) = (page.snapshot, page.events);
+    let tx = rows[0].tx;
+    assert_eq!(rows[0].seq, seq);
+    let published = store::ProgressUpdate {
+        done: snapshot,
+        open: None,
+        carried: None,
+        events_done: 1,
+        batch_done: 0,
+        published: 1,
+        parked: 0,
+        completed: None,
+    };
 
     // While "slow" holds a live lease, nobody else can claim it.
     let other = member("other", 60_000);
@@ -121,18 +133,18 @@ async fn a_stale_owner_is_fenced_after_expiry_and_takeover() {
     assert!(taken[0].epoch > stale.epoch);
 
     // The stale owner's writes change nothing.
-    let error = store::acknowledge(&mut conn, &stale, &[slot], &[seq])
+    let error = store::save_progress(&mut conn, &stale, "slow", &published)
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Fenced { .. }), "{error}");
-    let error = store::park(&mut conn, &stale, slot, seq, "test")
+    let error = store::park(&mut conn, &stale, seq, tx, "test")
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Fenced { .. }), "{error}");
     assert_eq!(
         pending_count(&mut conn).await,
         1,
-        "the fenced writes deleted nothing"
+        "the fenced writes recorded nothing"
     );
     assert!(
         !leases::release(&mut conn, "slow", stale.range, stale.epoch, false)
@@ -146,7 +158,7 @@ async fn a_stale_owner_is_fenced_after_expiry_and_takeover() {
         taken[0].epoch,
         Instant::now() + Duration::from_secs(60),
     );
-    store::acknowledge(&mut conn, &fresh, &[slot], &[seq])
+    store::save_progress(&mut conn, &fresh, "other", &published)
         .await
         .unwrap();
     assert_eq!(pending_count(&mut conn).await, 0);
@@ -241,5 +253,53 @@ async fn a_member_stopped_inside_its_tick_does_not_block_the_group() {
         .execute(&mut holder)
         .await
         .unwrap();
+    db.drop_now().await;
+}
+
+/// A batch larger than a page: the first read returns a page of events whole and lists
+/// the rest by key, in sequence order; fetching those keys returns exactly the rest.
+#[tokio::test]
+async fn a_large_batch_is_read_as_a_page_and_a_list_of_the_rest() {
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    let me = member("reader", 60_000);
+    let owned = leases::tick(&mut conn, &me, false, Some(1), Duration::from_secs(5))
+        .await
+        .unwrap()
+        .owned;
+    let lease = Lease::new(
+        owned[0].range,
+        owned[0].epoch,
+        Instant::now() + Duration::from_secs(60),
+    );
+    let mut seqs = Vec::new();
+    for i in 0..25 {
+        let event = NewEvent::new(format!("k{}", i % 3), "t", "E", vec![i as u8]);
+        seqs.push(enqueue(&mut conn, &event).await.unwrap());
+    }
+    let page = store::read_page(&mut conn, &lease, store::EMPTY_SNAPSHOT, None, 0, 10, None)
+        .await
+        .unwrap();
+    let first: Vec<i64> = page.events.iter().map(|e| e.seq).collect();
+    let rest: Vec<i64> = page.rest.iter().map(|k| k.0).collect();
+    assert_eq!(first, seqs[..10]);
+    assert_eq!(rest, seqs[10..]);
+    let fetched = store::read_keys(&mut conn, &page.rest).await.unwrap();
+    let fetched: Vec<i64> = fetched.iter().map(|e| e.seq).collect();
+    assert_eq!(fetched, seqs[10..]);
+    // Continuing the open batch after the first ten reads only the rest.
+    let next = store::read_page(
+        &mut conn,
+        &lease,
+        store::EMPTY_SNAPSHOT,
+        Some(&page.snapshot),
+        seqs[9],
+        100,
+        None,
+    )
+    .await
+    .unwrap();
+    let next: Vec<i64> = next.events.iter().map(|e| e.seq).collect();
+    assert_eq!(next, seqs[10..]);
     db.drop_now().await;
 }

@@ -1,5 +1,6 @@
 //! The hot statements are prepared once per connection, not parsed and planned on every
-//! call (diesel's `sql_query` never caches): enqueue and the relay's read and delete.
+//! call (diesel's `sql_query` never caches): enqueue, the relay's batch read and its
+//! progress write.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,7 +24,7 @@ struct PreparedStatement {
 }
 
 #[tokio::test]
-async fn enqueue_read_and_acknowledge_are_prepared_once() {
+async fn enqueue_read_and_progress_are_prepared_once() {
     let db = TestDb::create().await;
     let mut conn = db.connect().await;
     let member = store::leases::Member {
@@ -55,6 +56,7 @@ async fn enqueue_read_and_acknowledge_are_prepared_once() {
             end: 1023
         }
     );
+    let mut done = store::EMPTY_SNAPSHOT.to_owned();
     for i in 0..3 {
         enqueue(
             &mut conn,
@@ -62,12 +64,35 @@ async fn enqueue_read_and_acknowledge_are_prepared_once() {
         )
         .await
         .unwrap();
-        let rows = store::read_batch(&mut conn, range, 0, 10).await.unwrap();
-        let slots: Vec<i32> = rows.iter().map(|r| r.slot).collect();
-        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-        store::acknowledge(&mut conn, &lease, &slots, &seqs)
+        let page = store::read_page(&mut conn, &lease, &done, None, 0, 10, None)
             .await
             .unwrap();
+        let (snapshot, rows) = (page.snapshot, page.events);
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec![format!("k{i}")],
+            "each batch holds only the new event"
+        );
+        let update = store::ProgressUpdate {
+            done: snapshot.clone(),
+            open: None,
+            carried: None,
+            events_done: 1,
+            batch_done: 0,
+            published: 1,
+            parked: 0,
+            completed: Some(store::CompletedBatch {
+                from: done.clone(),
+                to: snapshot.clone(),
+                events: 1,
+                parked: 0,
+            }),
+        };
+        store::save_progress(&mut conn, &lease, "prepared-test", &update)
+            .await
+            .unwrap();
+        done = snapshot;
     }
     let statements: Vec<PreparedStatement> = diesel::sql_query(
         "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements",
@@ -77,8 +102,8 @@ async fn enqueue_read_and_acknowledge_are_prepared_once() {
     .unwrap();
     for needle in [
         "outbox_enqueue(",
-        "ORDER BY slot, seq LIMIT",
-        "DELETE FROM outbox_event e USING unnest",
+        "k AS MATERIALIZED",
+        "UPDATE outbox_progress SET done_snapshot",
     ] {
         let found: Vec<&PreparedStatement> = statements
             .iter()

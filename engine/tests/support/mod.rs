@@ -96,6 +96,35 @@ impl TestDb {
     }
 }
 
+/// A spawned relay process that is killed when dropped, so a failing test leaves no
+/// relay running behind it.
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl KilledOnDrop {
+    pub fn spawn(mut command: std::process::Command) -> KilledOnDrop {
+        KilledOnDrop(command.spawn().expect("cannot start outbox-relay"))
+    }
+}
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `outbox-relay` binary pointed at `db` and the test broker, logging warnings to
+/// stderr, stdout discarded: add flags and a subcommand, then spawn or run it.
+pub fn relay_binary(db: &TestDb) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    command
+        .args(["--database-url", &db.url, "--pulsar-url", &pulsar_url()])
+        .env("RUST_LOG", "warn,pulsar=error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    command
+}
+
 pub async fn pulsar() -> Pulsar<TokioExecutor> {
     let url = pulsar_url();
     Pulsar::builder(url.clone(), TokioExecutor)
@@ -229,14 +258,14 @@ pub async fn pending_count(conn: &mut AsyncPgConnection) -> i64 {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let row: Count = diesel::sql_query("SELECT count(*) AS n FROM outbox_event")
+    let row: Count = diesel::sql_query("SELECT count(*) AS n FROM outbox_pending")
         .get_result(conn)
         .await
         .expect("count failed");
     row.n
 }
 
-/// Waits (bounded) until the relay removed every published row.
+/// Waits (bounded) until the relay recorded every event as published.
 pub async fn wait_until_drained(conn: &mut AsyncPgConnection) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
