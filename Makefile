@@ -10,7 +10,7 @@ CARGO ?= cargo
 include mk/services.mk
 -include mk/perf.mk
 
-.PHONY: all toolchain build test unit-test faults demo migrate status relay lint fmt bench clean
+.PHONY: all toolchain build test unit-test faults soak demo migrate status relay lint fmt bench clean
 
 all: build
 
@@ -33,6 +33,16 @@ faults: toolchain services
 	@mkdir -p target; $(SERVICES_ENV); set -o pipefail; \
 	  OUTBOX_FAULTS=long $(CARGO) test -p outbox-engine --test faults -- --nocapture 2>&1 | tee target/faults.log; \
 	  status=$$?; echo; echo "Figures (docs/reliability.md):"; grep -h 'fault-report' target/faults.log; exit $$status
+
+## Retention soak: a constant load for 30 minutes (OUTBOX_SOAK_SECS) with a 5-minute
+## retention; prints table and index sizes over time (docs/benchmarks.md, "Storage").
+## `make test` runs it for 24 s.
+soak: toolchain services
+	@mkdir -p target; $(SERVICES_ENV); set -o pipefail; \
+	  OUTBOX_SOAK_SECS=$${OUTBOX_SOAK_SECS:-1800} OUTBOX_SOAK_RATE=$${OUTBOX_SOAK_RATE:-2000} \
+	  OUTBOX_SOAK_RETENTION_MS=$${OUTBOX_SOAK_RETENTION_MS:-300000} \
+	  $(CARGO) test --release -p outbox-engine --test retention -- --nocapture 2>&1 | tee target/soak.log; \
+	  status=$$?; echo; grep -h 'soak-report' target/soak.log; exit $$status
 
 ## Unit tests only (no services needed).
 unit-test: toolchain
