@@ -28,6 +28,7 @@ pub const DEFAULT_LEASE_MS: u64 = 10_000;
 pub const DEFAULT_LEASE_RENEW_INTERVAL_MS: u64 = 1_000;
 pub const DEFAULT_CYCLE_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_MAX_EVENT_ATTEMPTS: u32 = 10;
+pub const DEFAULT_TOPIC_REFUSAL_GRACE_MS: u64 = 60_000;
 pub const DEFAULT_MAX_PARTITION_RESTARTS: u32 = 5;
 pub const DEFAULT_RETENTION_MS: u64 = 24 * 3_600_000;
 pub const DEFAULT_MAINTENANCE_INTERVAL_MS: u64 = 5_000;
@@ -95,6 +96,11 @@ pub struct RelayConfig {
     /// Failed attempts in a row at one event, on a broker that accepted a producer for
     /// it, after which the event is parked so that its range goes on.
     pub max_event_attempts: u32,
+    /// How long a refusal that may heal (not authorised, topic not found: an ACL or a
+    /// topic that lags a deploy) is retried with backoff, with the `outbox_topic_refused`
+    /// alert up, before the refused events are dead-lettered. The range waits meanwhile
+    /// (nothing is reordered); 0 dead-letters at once.
+    pub topic_refusal_grace_ms: u64,
     /// Restarts of a partition without progress after which the relay gives its range
     /// up, so that a healthy relay takes it (alone, it takes it back after a minute).
     pub max_partition_restarts: u32,
@@ -124,6 +130,7 @@ impl std::fmt::Debug for RelayConfig {
             .field("lease_renew_interval_ms", &self.lease_renew_interval_ms)
             .field("cycle_timeout_ms", &self.cycle_timeout_ms)
             .field("max_event_attempts", &self.max_event_attempts)
+            .field("topic_refusal_grace_ms", &self.topic_refusal_grace_ms)
             .field("max_partition_restarts", &self.max_partition_restarts)
             .field("retention_ms", &self.retention_ms)
             .field("maintenance_interval_ms", &self.maintenance_interval_ms)
@@ -153,6 +160,7 @@ impl Default for RelayConfig {
             lease_renew_interval_ms: DEFAULT_LEASE_RENEW_INTERVAL_MS,
             cycle_timeout_ms: DEFAULT_CYCLE_TIMEOUT_MS,
             max_event_attempts: DEFAULT_MAX_EVENT_ATTEMPTS,
+            topic_refusal_grace_ms: DEFAULT_TOPIC_REFUSAL_GRACE_MS,
             max_partition_restarts: DEFAULT_MAX_PARTITION_RESTARTS,
             retention_ms: DEFAULT_RETENTION_MS,
             maintenance_interval_ms: DEFAULT_MAINTENANCE_INTERVAL_MS,
@@ -269,6 +277,12 @@ impl RelayConfig {
         }
         check_range("cycle_timeout_ms", self.cycle_timeout_ms, 1_000, 3_600_000)?;
         check_range("max_event_attempts", self.max_event_attempts, 1, 1_000)?;
+        check_range(
+            "topic_refusal_grace_ms",
+            self.topic_refusal_grace_ms,
+            0,
+            86_400_000,
+        )?;
         let longest_wait = self.lease_ms.max(self.cycle_timeout_ms);
         if self.retention_ms < longest_wait {
             return Err(ConfigError::Invalid(format!(

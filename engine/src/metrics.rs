@@ -52,6 +52,17 @@ pub struct Metrics {
     pub horizon_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub horizon_query_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub horizon_pid: Gauge,
+    /// 1 while the broker refuses a topic in a way that may heal and its grace period
+    /// runs (the alert); 0 once it accepts it again or its events were dead-lettered.
+    pub topic_refused: Family<TopicLabel, Gauge>,
+    pub topic_refusals: Family<TopicLabel, Counter>,
+    /// Keys in quarantine and unresolved entries (dead letters, events held behind them),
+    /// as last counted by the relay's lease round.
+    pub quarantined_keys: Gauge,
+    pub dead_letters: Gauge,
+    pub held_events: Gauge,
+    /// Events of released keys published by their relay.
+    pub released: Counter,
 }
 
 impl Default for Metrics {
@@ -133,7 +144,49 @@ impl Default for Metrics {
             "Backend pid of that session (0: none)",
             horizon_pid.clone(),
         );
+        let topic_refused = Family::<TopicLabel, Gauge>::default();
+        registry.register(
+            "topic_refused",
+            "1 while the broker refuses the topic (authorisation, not found) and the grace period runs: alert on it",
+            topic_refused.clone(),
+        );
+        let topic_refusals = Family::<TopicLabel, Counter>::default();
+        registry.register(
+            "topic_refusals",
+            "Publish attempts the broker refused for the topic",
+            topic_refusals.clone(),
+        );
+        let quarantined_keys = Gauge::default();
+        registry.register(
+            "quarantined_keys",
+            "Keys held behind a dead letter (outbox-relay dlq list)",
+            quarantined_keys.clone(),
+        );
+        let dead_letters = Gauge::default();
+        registry.register(
+            "dead_letters",
+            "Unresolved dead letters: events that failed for good",
+            dead_letters.clone(),
+        );
+        let held_events = Gauge::default();
+        registry.register(
+            "held_events",
+            "Events of quarantined keys waiting behind their dead letter",
+            held_events.clone(),
+        );
+        let released = Counter::default();
+        registry.register(
+            "events_released",
+            "Dead letters and held events published after an operator's dlq replay or skip",
+            released.clone(),
+        );
         Metrics {
+            topic_refused,
+            topic_refusals,
+            quarantined_keys,
+            dead_letters,
+            held_events,
+            released,
             horizon_age,
             horizon_query_age,
             horizon_pid,
@@ -168,6 +221,23 @@ impl Metrics {
                 })
                 .inc_by(events);
         }
+    }
+
+    /// A refusal of `topic` was seen; `alert`: its grace period runs.
+    pub fn topic_refused(&self, topic: &str, alert: bool) {
+        let label = TopicLabel {
+            topic: topic.to_owned(),
+        };
+        self.topic_refusals.get_or_create(&label).inc();
+        self.topic_refused.get_or_create(&label).set(alert as i64);
+    }
+
+    /// The broker accepts `topic` again.
+    pub fn topic_accepted(&self, topic: &str) {
+        let label = TopicLabel {
+            topic: topic.to_owned(),
+        };
+        self.topic_refused.get_or_create(&label).set(0);
     }
 
     pub fn retry(&self, class: &'static str) {

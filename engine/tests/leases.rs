@@ -137,7 +137,7 @@ async fn a_stale_owner_is_fenced_after_expiry_and_takeover() {
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Fenced { .. }), "{error}");
-    let error = store::park(&mut conn, &stale, seq, tx, "test")
+    let error = store::park(&mut conn, &stale, seq, tx, "test", 1)
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Fenced { .. }), "{error}");

@@ -30,10 +30,16 @@ pub enum PublishError {
     /// A send or its acknowledgement failed: retried from the first unacknowledged event.
     #[error("publishing to {topic} failed: {reason}")]
     Send { topic: String, reason: String },
-    /// The broker will never accept events for this topic as configured (invalid name,
-    /// not authorised, topic absent with auto-creation off): the events are parked.
+    /// The broker does not accept events for this topic as configured (invalid name,
+    /// not authorised, topic absent with auto-creation off). `may_heal`: an authorisation
+    /// or a topic that may arrive with a deploy; the relay retries those for a grace
+    /// period before it dead-letters the events.
     #[error("the broker refuses topic {topic}: {reason}")]
-    TopicRefused { topic: String, reason: String },
+    TopicRefused {
+        topic: String,
+        reason: String,
+        may_heal: bool,
+    },
     /// The event alone is larger than the broker accepts: parked, never sent.
     #[error("event of about {bytes} bytes exceeds the broker's message size limit of {limit} bytes (pulsar.max_message_bytes) on {topic}")]
     TooLarge {
@@ -62,45 +68,74 @@ impl PublishError {
         )
     }
 
-    pub(crate) fn from_producer_creation(topic: &str, error: pulsar::Error) -> Self {
-        use pulsar::error::{ConnectionError, Error, ProducerError};
-        use pulsar::message::proto::ServerError;
-        let refused = |server_error: &Option<ServerError>| {
-            matches!(
-                server_error,
-                Some(
-                    ServerError::AuthorizationError
-                        | ServerError::AuthenticationError
-                        | ServerError::InvalidTopicName
-                        | ServerError::TopicNotFound
-                        | ServerError::NotAllowedError
-                        | ServerError::IncompatibleSchema
-                )
-            )
-        };
-        let permanent = match &error {
-            Error::Connection(ConnectionError::PulsarError(code, _)) => refused(code),
-            Error::Producer(ProducerError::Connection(ConnectionError::PulsarError(code, _))) => {
-                refused(code)
-            }
-            Error::ServiceDiscovery(pulsar::error::ServiceDiscoveryError::Query(code, _)) => {
-                refused(code)
-            }
-            _ => false,
-        };
-        if permanent {
+    /// The topic the broker refuses, when this is a refusal that may heal.
+    pub fn refused_topic_that_may_heal(&self) -> Option<&str> {
+        match self {
             PublishError::TopicRefused {
-                topic: topic.to_owned(),
-                reason: error.to_string(),
-            }
-        } else {
-            PublishError::ProducerUnavailable {
-                topic: topic.to_owned(),
-                reason: error.to_string(),
-            }
+                topic,
+                may_heal: true,
+                ..
+            } => Some(topic),
+            _ => None,
         }
     }
 
+    /// A producer for `topic` could not be created, the broker answering with server
+    /// error `code` (if any): a refusal (see [`refusal`]) or a transient failure.
+    pub(crate) fn producer_refused(topic: &str, code: Option<i32>, reason: String) -> Self {
+        match code.and_then(refusal) {
+            Some(may_heal) => PublishError::TopicRefused {
+                topic: topic.to_owned(),
+                reason,
+                may_heal,
+            },
+            None => PublishError::ProducerUnavailable {
+                topic: topic.to_owned(),
+                reason,
+            },
+        }
+    }
+
+    pub(crate) fn from_producer_creation(topic: &str, error: pulsar::Error) -> Self {
+        use pulsar::error::{ConnectionError, Error, ProducerError};
+        let code = match &error {
+            Error::Connection(ConnectionError::PulsarError(code, _))
+            | Error::Producer(ProducerError::Connection(ConnectionError::PulsarError(code, _)))
+            | Error::ServiceDiscovery(pulsar::error::ServiceDiscoveryError::Query(code, _)) => {
+                code.map(|c| c as i32)
+            }
+            _ => None,
+        };
+        Self::producer_refused(topic, code, error.to_string())
+    }
+}
+
+/// Whether the broker's server error `code`, answering a producer request, refuses the
+/// topic: `Some(true)` when it may heal (authorisation, authentication, topic not found:
+/// an ACL or a topic that arrives with a deploy), `Some(false)` when only a change of the
+/// events or the configuration helps, `None` when it is not a refusal (retried).
+pub(crate) fn refusal(code: i32) -> Option<bool> {
+    use pulsar::message::proto::ServerError;
+    let healing = [
+        ServerError::AuthorizationError,
+        ServerError::AuthenticationError,
+        ServerError::TopicNotFound,
+    ];
+    let final_ = [
+        ServerError::InvalidTopicName,
+        ServerError::NotAllowedError,
+        ServerError::IncompatibleSchema,
+    ];
+    if healing.iter().any(|e| *e as i32 == code) {
+        Some(true)
+    } else if final_.iter().any(|e| *e as i32 == code) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+impl PublishError {
     /// True when the events were on their way to a broker that took a producer for them:
     /// a failure that, repeated for the same event, points at the event.
     pub fn implicates_event(&self) -> bool {

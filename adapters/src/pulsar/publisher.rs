@@ -510,30 +510,11 @@ pub fn encoded_size(event: &OutgoingEvent) -> usize {
 }
 
 fn engine_creation_error(topic: &str, error: WireError) -> PublishError {
-    use pulsar::message::proto::ServerError;
-    let refused = matches!(
-        &error,
-        WireError::Server { code, .. } if [
-            ServerError::AuthorizationError,
-            ServerError::AuthenticationError,
-            ServerError::InvalidTopicName,
-            ServerError::TopicNotFound,
-            ServerError::NotAllowedError,
-        ]
-        .iter()
-        .any(|refusal| *refusal as i32 == *code)
-    );
-    if refused {
-        PublishError::TopicRefused {
-            topic: topic.to_owned(),
-            reason: error.to_string(),
-        }
-    } else {
-        PublishError::ProducerUnavailable {
-            topic: topic.to_owned(),
-            reason: error.to_string(),
-        }
-    }
+    let code = match &error {
+        WireError::Server { code, .. } => Some(*code),
+        _ => None,
+    };
+    PublishError::producer_refused(topic, code, error.to_string())
 }
 
 /// One event as an item of the engine producer's batch: the same public message contract

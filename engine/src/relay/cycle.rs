@@ -17,6 +17,7 @@ use outbox_adapters::{PublishError, PulsarPublisher};
 
 use super::acker::Acker;
 use super::batch::{done_prefix, group_by_topic, to_events, RowKey};
+use super::quarantine::{self, Quarantine};
 
 use crate::lease::Lease;
 use crate::store::{self, CompletedBatch, Pool, ProgressUpdate, SnapshotText, StoreError};
@@ -146,6 +147,14 @@ impl Position {
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub publisher: PulsarPublisher,
+    /// Publishes the held events of released keys (see [`super::quarantine`]).
+    pub release_publisher: PulsarPublisher,
+    pub quarantine: Quarantine,
+    pub relay_id: Arc<str>,
+    /// Topics the broker refuses in a way that may heal (authorisation, topic not yet
+    /// created), since when: retried until `topic_refusal_grace_ms`, then dead-lettered.
+    pub refusals: Arc<super::partition::Refusals>,
+    pub refusal_grace: std::time::Duration,
     pub acker: Acker,
     /// Loaded from the database by the first cycle.
     pub position: Option<Position>,
@@ -163,6 +172,7 @@ pub(crate) struct Poison {
     pub slot: i32,
     pub seq: i64,
     pub reason: String,
+    pub attempts: u32,
 }
 
 /// Runs one cycle. Returns the worker so the caller keeps its producers and position.
@@ -183,6 +193,7 @@ pub(crate) async fn finish(mut worker: Worker) {
         tracing::warn!(%error, "last progress write failed; those events will be published again");
     }
     worker.publisher.close().await;
+    worker.release_publisher.close().await;
 }
 
 /// The events of one page, with where each came from.
@@ -247,11 +258,61 @@ async fn load_position(pool: &Pool, lease: &Lease) -> Result<Position, StoreErro
     })
 }
 
-async fn park(pool: &Pool, lease: &Lease, row: RowKey, reason: &str) -> Result<(), CycleError> {
-    tracing::error!(range = %lease.range, slot = row.slot, seq = row.seq, %reason, "parking an event that can never be published; its range goes on without it");
+/// Dead-letters one event and quarantines its key (in the database and in `quarantine`).
+async fn park(
+    pool: &Pool,
+    lease: &Lease,
+    quarantine: &mut Quarantine,
+    row: RowKey,
+    reason: &str,
+    attempts: u32,
+) -> Result<(), CycleError> {
+    tracing::error!(range = %lease.range, slot = row.slot, seq = row.seq, %reason, "dead-lettering an event that can never be published; its key is quarantined, the other keys go on");
     let mut conn = pool.get().await.map_err(StoreError::from)?;
-    store::park(&mut conn, lease, row.seq, row.tx, reason).await?;
+    let key = store::park(&mut conn, lease, row.seq, row.tx, reason, attempts as i32).await?;
+    if let Some(key) = key {
+        quarantine.add(key);
+    }
     Ok(())
+}
+
+/// Holds the page's events whose key is quarantined: copied behind the key's dead letter,
+/// taken out of what is sent. Returns the rows held.
+async fn hold_quarantined(
+    pool: &Pool,
+    lease: &Lease,
+    quarantine: &Quarantine,
+    converted: &mut super::batch::Converted,
+) -> Result<Vec<RowKey>, CycleError> {
+    if quarantine.is_empty() {
+        return Ok(Vec::new());
+    }
+    let held: Vec<usize> = (0..converted.events.len())
+        .filter(|&i| quarantine.contains(&converted.events[i].key))
+        .collect();
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    check_lease(lease)?;
+    let rows: Vec<(i64, i64)> = held
+        .iter()
+        .map(|&i| (converted.keys[i].seq, converted.keys[i].tx))
+        .collect();
+    {
+        let mut conn = pool.get().await.map_err(StoreError::from)?;
+        store::dead_letters::hold(&mut conn, lease, &rows).await?;
+    }
+    let mut taken = Vec::with_capacity(held.len());
+    for &i in held.iter().rev() {
+        taken.push(converted.keys.remove(i));
+        converted.events.remove(i);
+    }
+    converted.unreadable = converted
+        .unreadable
+        .take()
+        .map(|(i, reason)| (i - held.len(), reason));
+    tracing::debug!(range = %lease.range, held = taken.len(), "events of quarantined keys held");
+    Ok(taken)
 }
 
 /// (topic, events) for each run of one topic in the send order.
@@ -339,6 +400,22 @@ async fn cycle(
     let started = std::time::Instant::now();
     worker.acker.reap().await?;
     check_lease(lease)?;
+    worker.quarantine.refresh(pool, range).await?;
+    let mut released = 0;
+    for key in worker.quarantine.releases() {
+        check_lease(lease)?;
+        let outcome = quarantine::release(
+            pool,
+            lease,
+            &worker.relay_id,
+            &mut worker.release_publisher,
+            &mut worker.quarantine,
+            &key,
+        )
+        .await?;
+        released += outcome.published;
+        worker.stats.metrics.released.inc_by(outcome.published as u64);
+    }
     let mut position = match worker.position.take() {
         Some(position) => position,
         None => load_position(pool, lease).await?,
@@ -369,7 +446,15 @@ async fn cycle(
     if let Some(poison) = poison {
         if let Some(row) = converted.keys.iter().find(|k| k.seq == poison.seq) {
             check_lease(lease)?;
-            park(pool, lease, *row, &poison.reason).await?;
+            park(
+                pool,
+                lease,
+                &mut worker.quarantine,
+                *row,
+                &poison.reason,
+                poison.attempts,
+            )
+            .await?;
             parked_now.push(*row);
         }
     }
@@ -386,6 +471,11 @@ async fn cycle(
         }
         std::mem::take(&mut converted.events)
     };
+    // Later events of a key quarantined before or by the poison just parked.
+    converted.events = to_send;
+    let held = hold_quarantined(pool, lease, &worker.quarantine, &mut converted).await?;
+    parked_now.extend(held);
+    let to_send = std::mem::take(&mut converted.events);
 
     // Checked before every chunk: the deadline is set well inside the lease's expiry, so
     // nobody can have taken the range over yet when a chunk leaves.
@@ -403,10 +493,28 @@ async fn cycle(
     record_published(&worker.stats.metrics, &topic_runs, &created, &done_rows);
 
     let mut error: Option<CycleError> = None;
+    if outcome.failure.is_none() && !topic_runs.is_empty() {
+        worker.refusals.clear(&topic_runs, &worker.stats.metrics);
+    }
     match (outcome.failure, converted.unreadable.clone()) {
-        (Some(failure), _) if failure.is_permanent() => {
+        (Some(failure), _)
+            if failure.is_permanent()
+                && !worker.refusals.within_grace(
+                    &failure,
+                    worker.refusal_grace,
+                    &worker.stats.metrics,
+                ) =>
+        {
             if let Some(row) = failed {
-                park(pool, lease, row, &failure.to_string()).await?;
+                park(
+                    pool,
+                    lease,
+                    &mut worker.quarantine,
+                    row,
+                    &failure.to_string(),
+                    1,
+                )
+                .await?;
                 parked_now.push(row);
                 done_rows.push(row);
             }
@@ -426,7 +534,7 @@ async fn cycle(
         }
         (None, Some((index, reason))) if index == acknowledged => {
             if let Some(row) = failed {
-                park(pool, lease, row, &reason).await?;
+                park(pool, lease, &mut worker.quarantine, row, &reason, 1).await?;
                 parked_now.push(row);
                 done_rows.push(row);
             }
@@ -499,8 +607,8 @@ async fn cycle(
         return Err(error);
     }
     Ok(CycleReport {
-        read,
-        published,
+        read: read + released,
+        published: published + released,
         parked: parked_now.len(),
         last_seq: done_rows.iter().map(|k| k.seq).max().unwrap_or(0),
     })

@@ -18,6 +18,7 @@ mod cycle;
 mod maintenance;
 mod messages;
 mod partition;
+mod quarantine;
 mod supervisor;
 mod wakeup;
 

@@ -16,7 +16,10 @@
 //!   reads and again before it publishes, and every write is fenced by the lease's epoch;
 //!   when the lease is gone it stops with [`StopReason::LeaseLost`] and is not restarted;
 //! - an event that fails `max_event_attempts` times in a row on a broker that accepted a
-//!   producer for it is parked (with the last error), so it cannot hold its range forever.
+//!   producer for it is dead-lettered (with the last error) and its key quarantined, so it
+//!   cannot hold its range forever (see [`super::quarantine`]); a refusal that may heal
+//!   (not authorised, topic not created yet) is retried for `topic_refusal_grace_ms`
+//!   first, with the `outbox_topic_refused` alert up.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
@@ -27,7 +30,8 @@ use actix::prelude::*;
 use futures::future::{AbortHandle, Abortable};
 use futures::FutureExt;
 use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
-use outbox_adapters::PulsarPublisher;
+use outbox_adapters::{PublishError, PulsarPublisher};
+use std::collections::HashMap;
 
 use super::acker::Acker;
 use super::cycle::{finish, run_cycle, CycleError, CycleReport, Poison, Worker};
@@ -47,6 +51,61 @@ pub struct PartitionHealth {
     running: Mutex<Option<(Instant, AbortHandle)>>,
     failing: Mutex<Option<Failing>>,
     poison: Mutex<Option<Poison>>,
+    refusals: Arc<Refusals>,
+}
+
+/// Topics the broker refuses in a way that may heal (not authorised yet, not created
+/// yet), with when the refusals began and when the last one was seen. Kept across
+/// restarts of the range's actor, so that the grace period really ends.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    since: Mutex<HashMap<String, (Instant, Instant)>>,
+}
+
+impl Refusals {
+    /// True while `failure` is a refusal that may heal and its topic has been refused for
+    /// less than `grace`: the cycle is retried with backoff, and the alert metric is up.
+    /// A refusal seen again after a quiet period of `grace` starts a new grace period.
+    pub(crate) fn within_grace(
+        &self,
+        failure: &PublishError,
+        grace: Duration,
+        metrics: &crate::metrics::Metrics,
+    ) -> bool {
+        let Some(topic) = failure.refused_topic_that_may_heal() else {
+            return false;
+        };
+        let now = Instant::now();
+        let mut since = locked(&self.since);
+        let (first, last) = since.entry(topic.to_owned()).or_insert((now, now));
+        if now.duration_since(*last) >= grace {
+            *first = now;
+        }
+        *last = now;
+        let within = now.duration_since(*first) < grace;
+        metrics.topic_refused(topic, within);
+        if within {
+            tracing::warn!(topic, refused_for_ms = now.duration_since(*first).as_millis() as u64, grace_ms = grace.as_millis() as u64, %failure, "the broker refuses the topic; retrying until the grace period ends");
+        } else {
+            tracing::error!(topic, grace_ms = grace.as_millis() as u64, %failure, "the broker still refuses the topic after the grace period: its events are dead-lettered");
+        }
+        within
+    }
+
+    /// The topics of `runs` were published to: their refusals are over.
+    pub(crate) fn clear(&self, runs: &[(String, usize)], metrics: &crate::metrics::Metrics) {
+        let mut since = locked(&self.since);
+        if since.is_empty() {
+            return;
+        }
+        for (topic, _) in runs {
+            let full = outbox_adapters::full_topic_name(topic).unwrap_or_else(|_| topic.clone());
+            if since.remove(&full).is_some() {
+                metrics.topic_accepted(&full);
+                tracing::info!(topic = %full, "the broker accepts the topic again");
+            }
+        }
+    }
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -84,6 +143,7 @@ impl PartitionHealth {
                 slot,
                 seq,
                 reason: format!("failed {attempts} times in a row: {error}"),
+                attempts,
             });
         } else {
             *failing = Some(Failing {
@@ -96,6 +156,10 @@ impl PartitionHealth {
 
     fn take_poison(&self) -> Option<Poison> {
         locked(&self.poison).take()
+    }
+
+    pub(crate) fn refusals(&self) -> Arc<Refusals> {
+        self.refusals.clone()
     }
 }
 
@@ -145,6 +209,7 @@ impl Partition {
         relay_id: Arc<str>,
     ) -> Self {
         let range = lease.range;
+        let refusals = health.refusals();
         Partition {
             lease,
             range,
@@ -153,8 +218,13 @@ impl Partition {
             worker: Some(Worker {
                 // One stable producer name per range: with the engine producer and broker
                 // deduplication, whoever owns the range next resends under the same name.
-                publisher: PulsarPublisher::with_client(pulsar, config.pulsar.clone())
+                publisher: PulsarPublisher::with_client(pulsar.clone(), config.pulsar.clone())
                     .with_producer_name(format!("outbox-{}-{}", range.start, range.end)),
+                release_publisher: PulsarPublisher::with_client(pulsar, config.pulsar.clone()),
+                quarantine: Default::default(),
+                refusals,
+                refusal_grace: Duration::from_millis(config.topic_refusal_grace_ms),
+                relay_id: relay_id.clone(),
                 acker: Acker::new(relay_id),
                 position: None,
                 deduplication_reported: String::new(),

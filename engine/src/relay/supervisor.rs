@@ -194,6 +194,15 @@ impl Supervisor {
                 }
                 Err(error) => tracing::debug!(%error, "could not read operator pauses"),
             }
+            // Quarantine counts for the metrics: a partial index, small by design.
+            match store::dead_letters::counts(&mut conn).await {
+                Ok(counts) => {
+                    stats.metrics.quarantined_keys.set(counts.quarantined_keys);
+                    stats.metrics.dead_letters.set(counts.dead_letters);
+                    stats.metrics.held_events.set(counts.held);
+                }
+                Err(error) => tracing::debug!(%error, "could not count dead letters"),
+            }
             Ok(outcome)
         };
         ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {

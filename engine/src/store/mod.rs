@@ -11,6 +11,7 @@
 //! - Published rows are never updated or deleted one by one; [`retention`] retires whole
 //!   partitions.
 
+pub mod dead_letters;
 mod error;
 pub mod leases;
 mod migrate;

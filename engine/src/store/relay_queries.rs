@@ -283,12 +283,20 @@ pub struct CompletedBatch {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Held {
+pub(super) struct Held {
     #[diesel(sql_type = Bool)]
-    held: bool,
+    pub(super) held: bool,
 }
 
-fn fenced(lease: &Lease) -> StoreError {
+#[derive(diesel::QueryableByName)]
+struct ParkedKey {
+    #[diesel(sql_type = Bool)]
+    held: bool,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    key: Option<String>,
+}
+
+pub(super) fn fenced(lease: &Lease) -> StoreError {
     StoreError::Fenced {
         range: lease.range.to_string(),
         epoch: lease.epoch,
@@ -350,25 +358,32 @@ pub async fn save_progress(
     }
 }
 
-/// Copies one event that can never be published to `outbox_parked`, with the reason;
-/// fenced like [`save_progress`]. The range's progress then moves past it like past a
-/// published event. Parking twice (after a crash) keeps the first copy.
+/// Copies one event that can never be published to `outbox_parked` as a dead letter,
+/// with the reason and attempts, and quarantines its key (its later events are held
+/// behind it, see [`super::dead_letters`]); fenced like [`save_progress`]. The range's
+/// progress then moves past it like past a published event. Parking twice (after a
+/// crash) keeps the first copy. Returns the event's key.
 pub async fn park(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
     seq: i64,
     tx: i64,
     reason: &str,
-) -> Result<(), StoreError> {
-    let held: Held = prepared(
+    attempts: i32,
+) -> Result<Option<String>, StoreError> {
+    let parked: ParkedKey = prepared(
         "WITH lease AS ( \
            SELECT 1 FROM outbox_lease WHERE range_start = $3 AND range_end = $4 AND epoch = $5 FOR SHARE), \
+         event AS ( \
+           SELECT * FROM outbox_event WHERE seq = $1 AND tx = $2::text::xid8 AND EXISTS (SELECT 1 FROM lease)), \
          parked AS ( \
-           INSERT INTO outbox_parked (slot, seq, key, topic, event_type, payload, headers, event_id, created_at, reason) \
-           SELECT slot, seq, key, topic, event_type, payload, headers, event_id, created_at, $6 \
-             FROM outbox_event WHERE seq = $1 AND tx = $2::text::xid8 AND EXISTS (SELECT 1 FROM lease) \
-           ON CONFLICT (seq) DO NOTHING RETURNING seq) \
-         SELECT EXISTS (SELECT 1 FROM lease) AS held",
+           INSERT INTO outbox_parked (slot, seq, key, topic, event_type, payload, headers, event_id, created_at, reason, attempts) \
+           SELECT slot, seq, key, topic, event_type, payload, headers, event_id, created_at, $6, $7 FROM event \
+           ON CONFLICT (seq) DO NOTHING RETURNING seq), \
+         quarantined AS ( \
+           INSERT INTO outbox_quarantine (key, slot, since_seq, reason) \
+           SELECT key, slot, seq, $6 FROM event ON CONFLICT (key) DO NOTHING RETURNING 1) \
+         SELECT EXISTS (SELECT 1 FROM lease) AS held, (SELECT key FROM event) AS key",
     )
     .bind::<BigInt, _>(seq)
     .bind::<Text, _>(tx.to_string())
@@ -376,10 +391,11 @@ pub async fn park(
     .bind::<Integer, _>(lease.range.end)
     .bind::<BigInt, _>(lease.epoch)
     .bind::<Text, _>(reason)
+    .bind::<Integer, _>(attempts)
     .get_result(conn)
     .await?;
-    if held.held {
-        Ok(())
+    if parked.held {
+        Ok(parked.key)
     } else {
         Err(fenced(lease))
     }

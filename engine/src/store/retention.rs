@@ -224,6 +224,16 @@ pub async fn maintain(
     .get_result(conn)
     .await?;
     report.audit_rows_deleted = deleted.n;
+
+    // Step 6: dead letters an operator resolved (replayed or skipped) keep their record
+    // for the same window; unresolved ones stay until someone decides.
+    diesel::sql_query(
+        "DELETE FROM outbox_parked WHERE resolution IS NOT NULL \
+            AND resolved_at < now() - $1 * interval '1 second'",
+    )
+    .bind::<Double, _>(retention_s)
+    .execute(conn)
+    .await?;
     Ok(report)
 }
 

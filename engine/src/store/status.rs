@@ -111,6 +111,8 @@ pub struct Status {
     pub key_locks: Vec<KeyLockHolder>,
     /// Slot ranges an operator paused (`outbox-relay pause`).
     pub paused: Vec<super::pause::Paused>,
+    /// Quarantined keys and unresolved dead letters / held events (`outbox-relay dlq`).
+    pub quarantine: super::dead_letters::Counts,
 }
 
 pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> {
@@ -159,7 +161,9 @@ pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> 
     .load(conn)
     .await?;
     let paused = super::pause::paused(conn).await?;
+    let quarantine = super::dead_letters::counts(conn).await?;
     Ok(Status {
+        quarantine,
         paused,
         leases,
         relays,

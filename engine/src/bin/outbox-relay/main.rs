@@ -10,6 +10,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use outbox_engine::{store, Relay, RelayConfig};
 
+mod dlq;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "outbox-relay",
@@ -49,6 +51,10 @@ enum Command {
     /// Release a range paused with `pause` (the same range, or --all). Exit 0 resumed;
     /// exit 3 when that range was not paused (nothing changed).
     Resume(PauseArgs),
+    /// Dead letters and quarantined keys: list, show, replay (in order) or skip. Exit 0
+    /// done; exit 3 when nothing matched (nothing changed).
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 #[derive(Debug, Args)]
@@ -211,7 +217,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => runtime.block_on(replay(&config, args)),
         Command::Pause(args) => runtime.block_on(pause(&config, args, true)),
         Command::Resume(args) => runtime.block_on(pause(&config, args, false)),
+        Command::Dlq(command) => runtime.block_on(dlq::run(&config, command, &operator())),
     }
+}
+
+/// Who runs an operator command, for the record: user@host.
+fn operator() -> String {
+    format!(
+        "{}@{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into())
+    )
 }
 
 /// `pause` / `resume`: one row of `outbox_pause`.
@@ -227,13 +245,7 @@ async fn pause(config: &RelayConfig, args: PauseArgs, pause: bool) -> anyhow::Re
     let mut conn = store::connect(&config.database_url)
         .await
         .with_context(|| format!("connecting to {shown}"))?;
-    let by = format!(
-        "{}@{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-        std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "unknown".into())
-    );
+    let by = operator();
     let changed = if pause {
         store::pause::pause(&mut conn, range, &by).await?
     } else {
@@ -298,6 +310,13 @@ async fn status(config: &RelayConfig, json: bool) -> anyhow::Result<()> {
         None => println!("oldest pending age:  -"),
     }
     println!("parked events:       {}", status.parked);
+    let quarantine = &status.quarantine;
+    if quarantine.quarantined_keys > 0 || quarantine.dead_letters > 0 {
+        println!(
+            "QUARANTINED keys:    {} ({} dead letter(s), {} event(s) held behind them): see `outbox-relay dlq list`",
+            quarantine.quarantined_keys, quarantine.dead_letters, quarantine.held
+        );
+    }
     for paused in &status.paused {
         println!(
             "PAUSED slots {}-{} since {} by {}: events wait until `outbox-relay resume`",
