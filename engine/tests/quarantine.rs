@@ -95,13 +95,19 @@ async fn wait_for_quarantine_lifted(conn: &mut AsyncPgConnection, key: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let found = entries(conn, Selection::Key(key.into())).await;
-        if found.iter().all(|e| e.resolution.is_some() && !e.key_quarantined) {
+        if found
+            .iter()
+            .all(|e| e.resolution.is_some() && !e.key_quarantined)
+        {
             return;
         }
         assert!(
             Instant::now() < deadline,
             "key {key} still quarantined: {:?}",
-            found.iter().map(|e| (e.seq, &e.resolution)).collect::<Vec<_>>()
+            found
+                .iter()
+                .map(|e| (e.seq, &e.resolution))
+                .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -265,7 +271,10 @@ async fn skip_drops_the_dead_letter_with_a_record_and_releases_what_it_held() {
     wait_for_quarantine_lifted(&mut conn, key).await;
     let record = entries(&mut conn, Selection::Seq(dead)).await;
     assert_eq!(record[0].resolution.as_deref(), Some("skipped"));
-    assert!(record[0].resolved_by.as_deref().is_some_and(|by| by.contains('@')));
+    assert!(record[0]
+        .resolved_by
+        .as_deref()
+        .is_some_and(|by| by.contains('@')));
     // Skipping it again changes nothing.
     let (code, _, stderr) = dlq(&db, &["skip", "--seq", &dead.to_string()]);
     assert_eq!(code, 3, "{stderr}");

@@ -34,6 +34,9 @@ PG_PASSWORD=outbox
 PG_DB=outbox
 PG_RUNDIR=/var/run/postgresql
 LOCAL_URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
+# TLS material for the TLS tests (engine/tests/tls.rs): a CA, a server certificate for
+# 127.0.0.1 / localhost, and a client certificate for the role outbox_cert.
+PG_TLS_DIR=${OUTBOX_PG_TLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outbox-engine/pg-tls}
 
 # Settings for a 2-core / 24 GiB box. Durability stays ON: we measure honestly.
 pg_settings() {
@@ -54,7 +57,59 @@ checkpoint_completion_target = 0.9
 fsync = on
 synchronous_commit = on
 full_page_writes = on
+# TLS with our own CA (ensure_tls): the TLS-only roles below need it.
+ssl = on
+ssl_cert_file = '$PG_CONF_DIR/outbox-server.crt'
+ssl_key_file = '$PG_CONF_DIR/outbox-server.key'
+ssl_ca_file = '$PG_CONF_DIR/outbox-ca.crt'
 EOF
+}
+
+# A CA, a server certificate (SAN 127.0.0.1, localhost) and a client certificate (CN
+# outbox_cert), made once with openssl; the server's copies live beside the cluster's
+# configuration, owned by postgres.
+ensure_tls() {
+  install -d -m 0755 "$PG_TLS_DIR"
+  if [ ! -f "$PG_TLS_DIR/client.key" ]; then
+    svc_log "making TLS certificates in $PG_TLS_DIR"
+    (
+      cd "$PG_TLS_DIR"
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=outbox test CA" \
+        -keyout ca.key -out ca.crt 2>/dev/null
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr 2>/dev/null
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
+      openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile server.ext -out server.crt 2>/dev/null
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=outbox_cert" -keyout client.key -out client.csr 2>/dev/null
+      openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+        -out client.crt 2>/dev/null
+      chmod 0600 client.key
+    ) || svc_die "openssl could not make the TLS certificates in $PG_TLS_DIR"
+  fi
+  install -o postgres -g postgres -m 0644 "$PG_TLS_DIR/server.crt" "$PG_CONF_DIR/outbox-server.crt"
+  install -o postgres -g postgres -m 0600 "$PG_TLS_DIR/server.key" "$PG_CONF_DIR/outbox-server.key"
+  install -o postgres -g postgres -m 0644 "$PG_TLS_DIR/ca.crt" "$PG_CONF_DIR/outbox-ca.crt"
+}
+
+# Client authentication rules of ours, ahead of Debian's defaults: outbox_tls may
+# connect only over TLS (password), outbox_cert only with a client certificate.
+PG_HBA_MARK="# outbox-engine TLS rules (scripts/services/pg.sh)"
+ensure_hba() {
+  local hba=$PG_CONF_DIR/pg_hba.conf
+  grep -qF "$PG_HBA_MARK" "$hba" && return 1
+  local tmp
+  tmp=$(mktemp)
+  {
+    printf '%s\n' "$PG_HBA_MARK"
+    printf 'hostnossl all outbox_tls  127.0.0.1/32 reject\n'
+    printf 'hostssl   all outbox_tls  127.0.0.1/32 scram-sha-256\n'
+    printf 'hostnossl all outbox_cert 127.0.0.1/32 reject\n'
+    printf 'hostssl   all outbox_cert 127.0.0.1/32 cert\n'
+    cat "$hba"
+  } >"$tmp"
+  install -o postgres -g postgres -m 0640 "$tmp" "$hba"
+  rm -f "$tmp"
+  return 0
 }
 
 # ---------------------------------------------------------------- external DB
@@ -169,7 +224,12 @@ up() {
     pg_conftool "$PG_VERSION" "$PG_CLUSTER" set port "$PG_PORT"
   fi
   install -d -o postgres -g postgres "$PG_CONF_DIR/conf.d"
+  command -v openssl >/dev/null 2>&1 || svc_die "openssl is needed for the TLS certificates: apt-get install -y openssl"
+  ensure_tls
   local conf=$PG_CONF_DIR/conf.d/50-outbox.conf changed=0
+  if ensure_hba; then
+    changed=1
+  fi
   if [ "$(pg_settings)" != "$(cat "$conf" 2>/dev/null)" ]; then
     pg_settings >"$conf"
     chown postgres:postgres "$conf"
@@ -209,6 +269,18 @@ DO \$\$BEGIN
   END IF;
 END\$\$;
 ALTER ROLE $PG_USER WITH LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
+-- TLS-only roles for engine/tests/tls.rs, acting as the owner role of test databases.
+DO \$\$BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'outbox_tls') THEN
+    CREATE ROLE outbox_tls;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'outbox_cert') THEN
+    CREATE ROLE outbox_cert;
+  END IF;
+END\$\$;
+ALTER ROLE outbox_tls WITH LOGIN PASSWORD '$PG_PASSWORD';
+ALTER ROLE outbox_cert WITH LOGIN;
+GRANT $PG_USER TO outbox_tls, outbox_cert;
 SQL
   if [ "$(su_psql -c "select 1 from pg_database where datname = '$PG_DB'")" != 1 ]; then
     su_psql -c "CREATE DATABASE $PG_DB OWNER $PG_USER" || fail_with_log "could not create database $PG_DB"

@@ -414,7 +414,11 @@ async fn cycle(
         )
         .await?;
         released += outcome.published;
-        worker.stats.metrics.released.inc_by(outcome.published as u64);
+        worker
+            .stats
+            .metrics
+            .released
+            .inc_by(outcome.published as u64);
     }
     let mut position = match worker.position.take() {
         Some(position) => position,

@@ -14,10 +14,11 @@ const MIGRATION_LOCK_ID: i64 = 0x6f75_7462_6f78;
 
 /// Applies every pending migration; returns the versions applied now.
 pub async fn migrate(database_url: &str) -> Result<Vec<String>, StoreError> {
-    let url = database_url.to_owned();
+    // Connected here (TLS as the URL says), migrated on a blocking thread: diesel's
+    // migration harness is synchronous.
+    let conn = super::connect(database_url).await?;
     tokio::task::spawn_blocking(move || {
-        use diesel::Connection as _;
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
+        let mut conn: AsyncConnectionWrapper<AsyncPgConnection> = conn.into();
         diesel::RunQueryDsl::execute(
             diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")),
             &mut conn,

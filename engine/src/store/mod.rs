@@ -22,11 +22,12 @@ mod relay_queries;
 pub mod replay;
 pub mod retention;
 mod status;
+pub mod tls;
 
 use std::time::Duration;
 
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use futures::FutureExt;
 
 pub use error::StoreError;
@@ -77,7 +78,8 @@ pub enum SessionKind {
 /// credentials or setup fail here with the driver's own message (the pool would only
 /// report a timeout).
 pub async fn pool(url: &str, size: u32, kind: SessionKind) -> Result<Pool, StoreError> {
-    let mut probe = connect(url).await?;
+    let target = tls::Target::parse(url)?;
+    let mut probe = target.connect().await?;
     let setup = match kind {
         SessionKind::Relay {
             idle_in_transaction_ms,
@@ -93,20 +95,21 @@ pub async fn pool(url: &str, size: u32, kind: SessionKind) -> Result<Pool, Store
     }
     drop(probe);
     let mut config = ManagerConfig::default();
-    if let Some(setup) = setup {
-        config.custom_setup = Box::new(move |url| {
-            let url = url.to_owned();
-            let setup = setup.clone();
-            async move {
-                let mut conn = AsyncPgConnection::establish(&url).await?;
+    // Every connection is opened through the target (TLS as the URL says), then set up.
+    config.custom_setup = Box::new(move |_url| {
+        let target = target.clone();
+        let setup = setup.clone();
+        async move {
+            let mut conn = target.connect().await?;
+            if let Some(setup) = setup {
                 conn.batch_execute(&setup)
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(conn)
             }
-            .boxed()
-        });
-    }
+            Ok(conn)
+        }
+        .boxed()
+    });
     let manager = AsyncDieselConnectionManager::new_with_config(url, config);
     let pool = bb8::Pool::builder()
         .max_size(size)
@@ -127,7 +130,7 @@ pub async fn pool(url: &str, size: u32, kind: SessionKind) -> Result<Pool, Store
 
 /// Opens one connection, for callers that do not need a pool.
 pub async fn connect(url: &str) -> Result<AsyncPgConnection, StoreError> {
-    Ok(AsyncPgConnection::establish(url).await?)
+    Ok(tls::Target::parse(url)?.connect().await?)
 }
 
 /// Hides the password of a database URL, for logs and errors: in `user:password@` and

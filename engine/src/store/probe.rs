@@ -12,20 +12,20 @@ use super::{redact_url, StoreError};
 
 /// Connects once and disconnects.
 pub async fn probe(url: &str) -> Result<(), StoreError> {
-    match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
-        Ok((client, connection)) => {
-            drop(client);
-            // The connection ends once the client is gone.
-            let _ = connection.await;
-            Ok(())
-        }
-        Err(error) => Err(classify(url, &error)),
-    }
+    let target = super::tls::Target::parse(url)?;
+    target.probe().await.map_err(|error| classify(url, &error))
 }
 
 fn classify(url: &str, error: &tokio_postgres::Error) -> StoreError {
     let shown = redact_url(url);
     let Some(code) = error.code() else {
+        if tls_handshake_failed(error) {
+            // A certificate the client does not trust (or that does not name the host),
+            // or a server that refuses ours: configuration, not an outage.
+            return StoreError::Refused(format!(
+                "{shown}: the TLS handshake failed ({error}): check sslmode, sslrootcert, sslcert and sslkey"
+            ));
+        }
         return StoreError::Unavailable(format!("{shown}: {error}"));
     };
     let reason = error
@@ -46,4 +46,16 @@ fn classify(url: &str, error: &tokio_postgres::Error) -> StoreError {
     } else {
         StoreError::Unavailable(format!("{shown}: {reason} (SQLSTATE {})", code.code()))
     }
+}
+
+/// True when an OpenSSL handshake error is in the error's chain.
+fn tls_handshake_failed(error: &tokio_postgres::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(current) = source {
+        if let Some(ssl) = current.downcast_ref::<openssl::ssl::Error>() {
+            return ssl.code() == openssl::ssl::ErrorCode::SSL;
+        }
+        source = current.source();
+    }
+    false
 }
