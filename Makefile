@@ -10,7 +10,7 @@ CARGO ?= cargo
 include mk/services.mk
 -include mk/perf.mk
 
-.PHONY: all toolchain build test unit-test faults soak demo migrate status relay lint fmt bench clean
+.PHONY: all toolchain build test unit-test faults soak demo example migrate status relay lint fmt bench clean
 
 all: build
 
@@ -52,6 +52,11 @@ unit-test: toolchain
 ## shows events flowing from PostgreSQL to Pulsar with a live count.
 demo: toolchain services
 	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-examples --bin demo
+
+## The two example services (examples/): `orders` (HTTP, relay embedded) and `shipping`
+## (idempotent inbox); posts orders and shows them turning into shipments.
+example: toolchain services
+	@$(SERVICES_ENV); scripts/example.sh
 
 migrate: toolchain services
 	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-engine --bin outbox-relay -- migrate

@@ -270,6 +270,7 @@ DO \$\$BEGIN
 END\$\$;
 ALTER ROLE $PG_USER WITH LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
 -- TLS-only roles for engine/tests/tls.rs, acting as the owner role of test databases.
+SET client_min_messages TO warning;
 DO \$\$BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'outbox_tls') THEN
     CREATE ROLE outbox_tls;

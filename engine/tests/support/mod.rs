@@ -116,7 +116,11 @@ impl Drop for KilledOnDrop {
 /// The `outbox-relay` binary pointed at `db` and the test broker, logging warnings to
 /// stderr, stdout discarded: add flags and a subcommand, then spawn or run it.
 pub fn relay_binary(db: &TestDb) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    // option_env: the examples include this module too, without the binary.
+    let Some(binary) = option_env!("CARGO_BIN_EXE_outbox-relay") else {
+        panic!("the outbox-relay binary is built only for the engine's tests");
+    };
+    let mut command = std::process::Command::new(binary);
     command
         .args(["--database-url", &db.url, "--pulsar-url", &pulsar_url()])
         .env("RUST_LOG", "warn,pulsar=error")
