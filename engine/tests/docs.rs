@@ -53,13 +53,22 @@ fn in_code() -> BTreeMap<String, serde_json::Value> {
 fn the_configuration_reference_lists_every_key_with_its_default() {
     let documented = documented();
     let code = in_code();
-    let missing: Vec<&String> = code.keys().filter(|k| !documented.contains_key(*k)).collect();
-    assert!(missing.is_empty(), "keys not in docs/operations.md: {missing:?}");
+    let missing: Vec<&String> = code
+        .keys()
+        .filter(|k| !documented.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys not in docs/operations.md: {missing:?}"
+    );
     let stale: Vec<&String> = documented
         .keys()
         .filter(|k| !code.contains_key(*k) && !k.starts_with("(logs)"))
         .collect();
-    assert!(stale.is_empty(), "documented keys the code does not have: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "documented keys the code does not have: {stale:?}"
+    );
     for (key, value) in &code {
         let shown = documented[key].trim_matches('`');
         let expected = match value {
@@ -103,7 +112,11 @@ fn every_command_and_flag_of_the_binary_is_documented() {
         );
     }
     let mut flags: Vec<String> = Vec::new();
-    for args in [vec!["--help"], vec!["dlq", "replay", "--help"], vec!["replay", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["dlq", "replay", "--help"],
+        vec!["replay", "--help"],
+    ] {
         for word in help(&args).split_whitespace() {
             let Some(name) = word.strip_prefix("--") else {
                 continue;

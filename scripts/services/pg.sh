@@ -278,7 +278,12 @@ DO \$\$BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'outbox_cert') THEN
     CREATE ROLE outbox_cert;
   END IF;
+  -- A writer with nothing but what outbox_grant_writer gives (engine/tests/roles.rs).
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'outbox_writer') THEN
+    CREATE ROLE outbox_writer;
+  END IF;
 END\$\$;
+ALTER ROLE outbox_writer WITH LOGIN PASSWORD '$PG_PASSWORD';
 ALTER ROLE outbox_tls WITH LOGIN PASSWORD '$PG_PASSWORD';
 ALTER ROLE outbox_cert WITH LOGIN;
 GRANT $PG_USER TO outbox_tls, outbox_cert;

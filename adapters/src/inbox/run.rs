@@ -10,11 +10,12 @@ use std::time::Duration;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::TryStreamExt;
-use pulsar::consumer::{ConsumerOptions, InitialPosition, Message};
+use pulsar::consumer::Message;
 use pulsar::{Consumer, Producer, Pulsar, SubType, TokioExecutor};
 use tokio::task::JoinSet;
 
 use super::{store, Handler, InboxConfig, InboxError, InboxMessage, InboxPool, MissingEventId};
+use crate::pulsar::consume::{build_consumer, properties_of};
 use crate::pulsar::{full_topic_name, PROPERTY_EVENT_ID, PROPERTY_EVENT_TYPE, PROPERTY_SEQ};
 
 /// Messages held at once (running and waiting behind their key): reading pauses there.
@@ -140,15 +141,7 @@ impl Inbox {
             super::Subscription::Failover => SubType::Failover,
             super::Subscription::KeyShared => SubType::KeyShared,
         };
-        let consumer = client
-            .consumer()
-            .with_topics(&topics)
-            .with_subscription(&config.subscription)
-            .with_subscription_type(sub_type)
-            .with_options(
-                ConsumerOptions::default().with_initial_position(InitialPosition::Earliest),
-            )
-            .build()
+        let consumer = build_consumer(client, &topics, &config.subscription, sub_type)
             .await
             .map_err(|e| InboxError::Subscribe {
                 topics: topics.join(","),
@@ -314,12 +307,7 @@ impl Inbox {
             .dead_letter_producers
             .get_mut(&topic)
             .expect("inserted just above");
-        let mut properties: HashMap<String, String> = message
-            .metadata()
-            .properties
-            .iter()
-            .map(|kv| (kv.key.clone(), kv.value.clone()))
-            .collect();
+        let mut properties = properties_of(message);
         properties.insert("outbox-inbox-error".into(), reason.to_owned());
         properties.insert("outbox-inbox-attempts".into(), attempts.to_string());
         properties.insert("outbox-inbox-origin-topic".into(), message.topic.clone());
@@ -352,12 +340,7 @@ impl Inbox {
 }
 
 fn inbox_message(message: &Message<Vec<u8>>) -> InboxMessage {
-    let properties: HashMap<String, String> = message
-        .metadata()
-        .properties
-        .iter()
-        .map(|kv| (kv.key.clone(), kv.value.clone()))
-        .collect();
+    let properties = properties_of(message);
     InboxMessage {
         topic: message.topic.clone(),
         key: message.key().unwrap_or_default(),

@@ -43,6 +43,33 @@ pub enum ConsumeError {
     NotAnOutboxEvent { message_id: String, reason: String },
 }
 
+/// A received message's properties as a map.
+pub fn properties_of(message: &pulsar::consumer::Message<Vec<u8>>) -> HashMap<String, String> {
+    message
+        .metadata()
+        .properties
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone()))
+        .collect()
+}
+
+/// Builds a consumer of `topics` (full names) from the earliest retained message.
+pub(crate) async fn build_consumer(
+    client: &Pulsar<TokioExecutor>,
+    topics: &[String],
+    subscription: &str,
+    sub_type: SubType,
+) -> Result<Consumer<Vec<u8>, TokioExecutor>, pulsar::Error> {
+    client
+        .consumer()
+        .with_topics(topics)
+        .with_subscription(subscription)
+        .with_subscription_type(sub_type)
+        .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
+        .build()
+        .await
+}
+
 /// Messages acknowledged together: one cumulative acknowledgement per this many
 /// messages (and whenever the stream goes quiet) instead of one per message, which cost
 /// the consumer and the broker as much as receiving.
@@ -94,15 +121,7 @@ impl EventConsumer {
                 topic: topics.join(","),
                 reason: e.to_string(),
             })?;
-        let consumer = client
-            .consumer()
-            .with_topics(&names)
-            .with_subscription(subscription)
-            .with_subscription_type(sub_type)
-            .with_options(
-                ConsumerOptions::default().with_initial_position(InitialPosition::Earliest),
-            )
-            .build()
+        let consumer = build_consumer(client, &names, subscription, sub_type)
             .await
             .map_err(|e| ConsumeError::Subscribe {
                 topic: names.join(","),
@@ -151,12 +170,7 @@ impl EventConsumer {
                 .map_err(|e| ConsumeError::Receive(e.to_string()))?;
         }
 
-        let properties: HashMap<String, String> = message
-            .metadata()
-            .properties
-            .iter()
-            .map(|kv| (kv.key.clone(), kv.value.clone()))
-            .collect();
+        let properties = properties_of(&message);
         // The id is formatted only for the error: it is costly per message.
         let not_outbox = |reason: &str| ConsumeError::NotAnOutboxEvent {
             message_id: format!("{:?}", message.message_id()),

@@ -11,7 +11,7 @@
 
 pub mod admin;
 mod config;
-mod consume;
+pub(crate) mod consume;
 pub mod engine;
 mod error;
 mod publisher;
@@ -19,7 +19,7 @@ mod topic;
 
 pub use admin::Deduplication;
 pub use config::{Compression, ProducerKind, PulsarConfig};
-pub use consume::{ConsumeError, EventConsumer, ReceivedEvent};
+pub use consume::{properties_of, ConsumeError, EventConsumer, ReceivedEvent};
 pub use error::{PublishError, TopicError};
 pub use publisher::{connect, encoded_size, to_message, PublishOutcome, PulsarPublisher};
 pub use topic::full_topic_name;

@@ -16,7 +16,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
 use super::prepared::prepared;
-use super::relay_queries::{fenced, Held};
+use super::relay_queries::{still_held, Held};
 use super::{EventRow, StoreError};
 use crate::lease::Lease;
 use crate::slots::SlotRange;
@@ -77,11 +77,7 @@ pub async fn hold(
     .bind::<BigInt, _>(lease.epoch)
     .get_result(conn)
     .await?;
-    if held.held {
-        Ok(())
-    } else {
-        Err(fenced(lease))
-    }
+    still_held(held.held, lease)
 }
 
 /// The unresolved entries of `key` in sequence order, as events to publish.
@@ -129,11 +125,7 @@ pub async fn finish_release(
     .bind::<Bool, _>(lift)
     .get_result(conn)
     .await?;
-    if held.held {
-        Ok(())
-    } else {
-        Err(fenced(lease))
-    }
+    still_held(held.held, lease)
 }
 
 /// A released entry failed for good again: count the attempt, keep the key quarantined
@@ -164,11 +156,7 @@ pub async fn release_failed(
     .bind::<Text, _>(key)
     .get_result(conn)
     .await?;
-    if held.held {
-        Ok(())
-    } else {
-        Err(fenced(lease))
-    }
+    still_held(held.held, lease)
 }
 
 /// One entry of `outbox_parked`, for `outbox-relay dlq`.

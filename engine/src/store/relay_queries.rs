@@ -296,6 +296,16 @@ struct ParkedKey {
     key: Option<String>,
 }
 
+/// Ok when a fenced statement found the lease still held with its epoch; otherwise the
+/// range was taken over and the statement changed nothing.
+pub(super) fn still_held(held: bool, lease: &Lease) -> Result<(), StoreError> {
+    if held {
+        Ok(())
+    } else {
+        Err(fenced(lease))
+    }
+}
+
 pub(super) fn fenced(lease: &Lease) -> StoreError {
     StoreError::Fenced {
         range: lease.range.to_string(),
@@ -351,11 +361,7 @@ pub async fn save_progress(
     .bind::<BigInt, _>(update.batch_done)
     .get_result(conn)
     .await?;
-    if held.held {
-        Ok(())
-    } else {
-        Err(fenced(lease))
-    }
+    still_held(held.held, lease)
 }
 
 /// Copies one event that can never be published to `outbox_parked` as a dead letter,
