@@ -169,6 +169,8 @@ ensure_installed() {
     fi
   fi
   command -v psql >/dev/null 2>&1 || svc_apt_install postgresql-client
+  # The TLS certificates of the test cluster (ensure_tls).
+  command -v openssl >/dev/null 2>&1 || svc_apt_install openssl
   PG_CONF_DIR=/etc/postgresql/$PG_VERSION/$PG_CLUSTER
   PG_LOG=/var/log/postgresql/postgresql-$PG_VERSION-$PG_CLUSTER.log
 }
@@ -224,7 +226,6 @@ up() {
     pg_conftool "$PG_VERSION" "$PG_CLUSTER" set port "$PG_PORT"
   fi
   install -d -o postgres -g postgres "$PG_CONF_DIR/conf.d"
-  command -v openssl >/dev/null 2>&1 || svc_die "openssl is needed for the TLS certificates: apt-get install -y openssl"
   ensure_tls
   local conf=$PG_CONF_DIR/conf.d/50-outbox.conf changed=0
   if ensure_hba; then
