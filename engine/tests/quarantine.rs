@@ -316,6 +316,24 @@ async fn a_topic_that_arrives_within_the_grace_period_loses_and_reorders_nothing
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(pending_count(&mut conn).await, 60, "something left early");
+    // `status` says why the range is not moving.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = outbox_engine::store::status(&mut conn).await.unwrap();
+        let reasons: Vec<String> = status
+            .ranges
+            .iter()
+            .filter_map(|r| r.last_error.clone())
+            .collect();
+        if reasons.iter().any(|r| r.contains("refuses topic")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status shows no reason: {reasons:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     create_topic(&topic);
     let mut subscription = subscribe(&[&topic]).await;
@@ -327,6 +345,18 @@ async fn a_topic_that_arrives_within_the_grace_period_loses_and_reorders_nothing
     let deadline = Instant::now() + Duration::from_secs(30);
     while sample(&relay.metrics_text(), &alert) != Some(0.0) {
         assert!(Instant::now() < deadline, "the refusal alert stayed up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = outbox_engine::store::status(&mut conn).await.unwrap();
+        if status.ranges.iter().all(|r| r.last_error.is_none()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the range's failure was not cleared"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     relay.shutdown().await.unwrap();

@@ -185,7 +185,12 @@ pub struct Partition {
     idle_timer: Option<SpawnHandle>,
     consecutive_failures: u32,
     stop_reason: StopReason,
+    /// The failure last recorded for `status` (see [`Self::record_error`]), and when.
+    error_recorded: Option<(String, Instant)>,
 }
+
+/// How often an unchanged failure is recorded again (its time shows it is still there).
+const ERROR_RECORD_EVERY: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Partition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -238,6 +243,7 @@ impl Partition {
             idle_timer: None,
             consecutive_failures: 0,
             stop_reason: StopReason::Requested,
+            error_recorded: None,
         }
     }
 
@@ -274,6 +280,7 @@ impl Partition {
         match result {
             Ok(report) => {
                 self.consecutive_failures = 0;
+                self.record_error(None);
                 if report.published > 0 || report.parked > 0 {
                     self.stats
                         .published
@@ -305,6 +312,7 @@ impl Partition {
             }
             Err(error) => {
                 self.note_failure(&error);
+                self.record_error(Some(error.to_string()));
                 self.consecutive_failures += 1;
                 self.stats.failed_cycles.fetch_add(1, Ordering::Relaxed);
                 self.stats.metrics.retry(error.class());
@@ -322,6 +330,35 @@ impl Partition {
 }
 
 impl Partition {
+    /// Records why the range's cycles fail (or, with `None`, that they succeed again) for
+    /// `status`, in the background: only when it changed, or every
+    /// [`ERROR_RECORD_EVERY`] while it lasts.
+    fn record_error(&mut self, error: Option<String>) {
+        let due = match (&error, &self.error_recorded) {
+            (None, None) => false,
+            (None, Some(_)) => true,
+            (Some(now), Some((before, at))) => now != before || at.elapsed() >= ERROR_RECORD_EVERY,
+            (Some(_), None) => true,
+        };
+        if !due {
+            return;
+        }
+        self.error_recorded = error.clone().map(|e| (e, Instant::now()));
+        let pool = self.pool.clone();
+        let lease = self.lease.clone();
+        actix_rt::spawn(async move {
+            let written = match pool.get().await {
+                Ok(mut conn) => {
+                    crate::store::record_range_error(&mut conn, &lease, error.as_deref()).await
+                }
+                Err(error) => Err(error.into()),
+            };
+            if let Err(error) = written {
+                tracing::debug!(range = %lease.range, %error, "could not record the range's failure for status");
+            }
+        });
+    }
+
     /// Counts failures that point at one event (across restarts, in the health record).
     fn note_failure(&mut self, error: &CycleError) {
         if let CycleError::FailedAt { slot, seq, error } = error {

@@ -34,9 +34,9 @@ pub use error::StoreError;
 pub use migrate::{check_schema, migrate};
 pub use probe::probe;
 pub use relay_queries::{
-    activity_mark, load_progress, park, read_keys, read_page, record_deduplication, save_progress,
-    ActivityMark, BatchPage, CompletedBatch, EventRow, ProgressUpdate, SnapshotText,
-    StoredProgress, EMPTY_SNAPSHOT,
+    activity_mark, load_progress, park, read_keys, read_page, record_deduplication,
+    record_range_error, save_progress, ActivityMark, BatchPage, CompletedBatch, EventRow,
+    ProgressUpdate, SnapshotText, StoredProgress, EMPTY_SNAPSHOT,
 };
 pub use status::{status, RangeProgress, Status};
 

@@ -427,6 +427,26 @@ pub async fn record_deduplication(
     Ok(())
 }
 
+/// Records why the range's cycles fail (`None`: they succeed again), for `status`.
+/// Informational: written by the owner without fencing.
+pub async fn record_range_error(
+    conn: &mut AsyncPgConnection,
+    lease: &Lease,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    prepared(
+        "UPDATE outbox_progress SET last_error = $3, \
+                last_error_at = CASE WHEN $3::text IS NULL THEN NULL ELSE now() END \
+          WHERE range_start = $1 AND range_end = $2",
+    )
+    .bind::<Integer, _>(lease.range.start)
+    .bind::<Integer, _>(lease.range.end)
+    .bind::<Nullable<Text>, _>(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// What the wake-up watcher polls: two values that change without reading the table.
 #[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
 pub struct ActivityMark {

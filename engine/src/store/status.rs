@@ -35,6 +35,11 @@ pub struct RangeProgress {
     /// topic -> "on" | "off" | "unknown (reason)"), as the owner last learned it.
     #[diesel(sql_type = Nullable<Text>)]
     pub deduplication: Option<String>,
+    /// Why the range is not moving: its cycles' last failure, until one succeeds.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, diesel::QueryableByName)]
@@ -127,7 +132,8 @@ pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> 
         "SELECT range_start, range_end, done_snapshot::text AS done_snapshot, \
                 batch_snapshot::text AS batch_snapshot, batch_seq, epoch, relay_id, published_total, parked_total, \
                 to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MSOF') AS updated_at, \
-                deduplication::text AS deduplication \
+                deduplication::text AS deduplication, last_error, \
+                to_char(last_error_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MSOF') AS last_error_at \
          FROM outbox_progress ORDER BY range_start, range_end",
     )
     .load(conn)

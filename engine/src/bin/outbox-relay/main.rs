@@ -390,6 +390,23 @@ async fn status(config: &RelayConfig, json: bool) -> anyhow::Result<()> {
             range.updated_at
         );
     }
+    let failing: Vec<&store::RangeProgress> = status
+        .ranges
+        .iter()
+        .filter(|range| range.last_error.is_some())
+        .collect();
+    if !failing.is_empty() {
+        println!();
+        println!("ranges whose cycles fail (retried with backoff; cleared on the next success):");
+        for range in failing {
+            println!(
+                "  {:>11}  since {}: {}",
+                format!("{}-{}", range.range_start, range.range_end),
+                range.last_error_at.as_deref().unwrap_or("-"),
+                range.last_error.as_deref().unwrap_or("-")
+            );
+        }
+    }
     let dedup: Vec<String> = status
         .ranges
         .iter()
