@@ -485,3 +485,81 @@ async fn an_event_that_keeps_failing_is_parked_and_its_range_goes_on() {
     relay.shutdown().await.unwrap();
     db.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulsar_token_is_used_but_never_printed_and_an_empty_token_file_is_refused() {
+    let db = TestDb::create().await;
+    // An empty token file: refused at start, naming the path.
+    let empty = std::env::temp_dir().join(unique("token"));
+    std::fs::write(&empty, "  \n").unwrap();
+    let config = std::env::temp_dir().join(format!("{}.toml", unique("token-config")));
+    std::fs::write(
+        &config,
+        format!(
+            "[pulsar]\nauth_token_file = {:?}\n",
+            empty.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let (ok, stderr) = relay_command(&["--config", config.to_str().unwrap(), "status"]);
+    assert!(
+        !ok && stderr.contains(empty.to_str().unwrap()) && stderr.contains("empty"),
+        "{stderr}"
+    );
+
+    // A token from the environment: the relay publishes (the test broker does not enforce
+    // tokens, it ignores them) and the token is in no output.
+    let secret = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.never-print-me";
+    let topic = unique("token");
+    let mut subscription = subscribe(&[&topic]).await;
+    let mut conn = db.connect().await;
+    let mut committed = HashSet::new();
+    for i in 0..10 {
+        committed.insert(
+            enqueue(
+                &mut conn,
+                &NewEvent::new(format!("k{i}"), topic.as_str(), "T", vec![i]),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let log = std::env::temp_dir().join(unique("token-log"));
+    let mut command = relay_binary(&db);
+    command
+        .env("PULSAR_AUTH_TOKEN", secret)
+        .env("RUST_LOG", "debug")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .arg("run");
+    let relay = KilledOnDrop::spawn(command);
+    subscription
+        .collect_until_seen(&committed, Duration::from_secs(60))
+        .await;
+    subscription.assert_exactly_committed_in_order(&committed);
+    drop(relay);
+    let status = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(["--database-url", &db.url, "status", "--json"])
+        .env("PULSAR_AUTH_TOKEN", secret)
+        .output()
+        .unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(!logged.is_empty(), "no debug log to check");
+    for (what, text) in [
+        ("relay log", logged),
+        (
+            "status",
+            String::from_utf8_lossy(&status.stdout).into_owned(),
+        ),
+        (
+            "status stderr",
+            String::from_utf8_lossy(&status.stderr).into_owned(),
+        ),
+    ] {
+        assert!(
+            !text.contains("never-print-me"),
+            "the token leaked into the {what}"
+        );
+    }
+    let _ = std::fs::remove_file(log);
+    db.drop_now().await;
+}

@@ -57,6 +57,34 @@ pub struct PulsarConfig {
     /// for a topic (or it cannot be checked), the relay warns, at the topic's first
     /// publish and in `status`, and goes on at-least-once.
     pub require_deduplication: bool,
+    /// A file holding the Pulsar authentication token (JWT), read at start; an empty or
+    /// unreadable file is refused naming the path. The environment variable
+    /// `PULSAR_AUTH_TOKEN` (read by the binary into [`Self::auth_token`]) wins over it.
+    pub auth_token_file: Option<String>,
+    /// The token itself, for embedding services that hold it already; never written to a
+    /// config file, never printed (its `Debug` is `***`).
+    #[serde(skip)]
+    pub auth_token: Option<Secret>,
+}
+
+/// A secret string: compared and cloned like one, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// Which producer publishes.
@@ -92,6 +120,8 @@ impl Default for PulsarConfig {
             batch_by_key: false,
             admin_url: None,
             require_deduplication: false,
+            auth_token_file: None,
+            auth_token: None,
         }
     }
 }
@@ -148,6 +178,7 @@ impl PulsarConfig {
                 ));
             }
         }
+        self.token()?;
         if !(1..=10_000).contains(&self.batch_max_delay_ms) {
             return Err(format!(
                 "pulsar.batch_max_delay_ms = {} is out of range: use 1 to 10000",
@@ -155,6 +186,31 @@ impl PulsarConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The authentication token: [`Self::auth_token`], else read from
+    /// [`Self::auth_token_file`]; `None` without either. An empty or unreadable file is an
+    /// error naming the path.
+    pub fn token(&self) -> Result<Option<Secret>, String> {
+        if let Some(token) = &self.auth_token {
+            if token.expose().trim().is_empty() {
+                return Err("the Pulsar auth token (PULSAR_AUTH_TOKEN) is empty".into());
+            }
+            return Ok(Some(token.clone()));
+        }
+        let Some(path) = &self.auth_token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!("pulsar.auth_token_file {path:?} cannot be read ({e}): give the path of a file holding the token")
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(format!(
+                "pulsar.auth_token_file {path:?} is empty: it must hold the token"
+            ));
+        }
+        Ok(Some(Secret::new(token)))
     }
 
     pub fn operation_timeout(&self) -> Duration {
@@ -165,6 +221,27 @@ impl PulsarConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_is_never_printed_and_an_empty_file_is_refused() {
+        let config = PulsarConfig {
+            auth_token: Some(Secret::new("eyJhbGciOiJIUzI1NiJ9.secret")),
+            ..Default::default()
+        };
+        assert!(!format!("{config:?}").contains("secret"));
+        let path = std::env::temp_dir().join(format!("empty-token-{}", std::process::id()));
+        std::fs::write(&path, "\n").unwrap();
+        let config = PulsarConfig {
+            auth_token_file: Some(path.to_string_lossy().into_owned()),
+            ..Default::default()
+        };
+        let error = config.validate().unwrap_err();
+        assert!(
+            error.contains("is empty") && error.contains("empty-token"),
+            "{error}"
+        );
+        let _ = std::fs::remove_file(path);
+    }
 
     #[test]
     fn defaults_are_valid() {

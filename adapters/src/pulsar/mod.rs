@@ -18,7 +18,7 @@ mod publisher;
 mod topic;
 
 pub use admin::Deduplication;
-pub use config::{Compression, ProducerKind, PulsarConfig};
+pub use config::{Compression, ProducerKind, PulsarConfig, Secret};
 pub use consume::{properties_of, ConsumeError, EventConsumer, ReceivedEvent};
 pub use error::{PublishError, TopicError};
 pub use publisher::{connect, encoded_size, to_message, PublishOutcome, PulsarPublisher};

@@ -56,7 +56,18 @@ impl std::fmt::Debug for PulsarPublisher {
 
 /// Builds a client. Must run inside the tokio runtime that will drive the client's tasks.
 pub async fn connect(config: &PulsarConfig) -> Result<Pulsar<TokioExecutor>, PublishError> {
-    Pulsar::builder(config.url.clone(), TokioExecutor)
+    let token = config.token().map_err(|reason| PublishError::Connect {
+        url: config.url.clone(),
+        reason,
+    })?;
+    let mut builder = Pulsar::builder(config.url.clone(), TokioExecutor);
+    if let Some(token) = token {
+        builder = builder.with_auth(pulsar::Authentication {
+            name: "token".into(),
+            data: token.expose().as_bytes().to_vec(),
+        });
+    }
+    builder
         .with_operation_retry_options(OperationRetryOptions {
             operation_timeout: config.operation_timeout(),
             ..Default::default()
@@ -330,7 +341,15 @@ impl PulsarPublisher {
         let timeout = self.config.operation_timeout();
         if !self.engine.contains_key(topic) {
             let name = self.producer_name.clone().unwrap_or_default();
-            let producer = EngineProducer::create(&self.config.url, topic, &name, timeout)
+            let token = self
+                .config
+                .token()
+                .map_err(|reason| PublishError::Connect {
+                    url: self.config.url.clone(),
+                    reason,
+                })?;
+            let auth = token.as_ref().map(|t| t.expose().as_bytes());
+            let producer = EngineProducer::create(&self.config.url, topic, &name, timeout, auth)
                 .await
                 .map_err(|error| engine_creation_error(topic, error))?;
             tracing::debug!(%topic, producer = %name, last_persisted = producer.last_persisted, "engine producer ready");

@@ -76,9 +76,10 @@ impl EngineProducer {
         topic: &str,
         name: &str,
         timeout: Duration,
+        token: Option<&[u8]>,
     ) -> Result<EngineProducer, WireError> {
         let mut url = service_url.to_owned();
-        let mut wire = Wire::open(&url, timeout).await?;
+        let mut wire = Wire::open(&url, timeout, token).await?;
         let mut authoritative = false;
         let mut redirects = 0;
         loop {
@@ -114,7 +115,7 @@ impl EngineProducer {
             }
             if !same {
                 url = target;
-                wire = Wire::open(&url, timeout).await?;
+                wire = Wire::open(&url, timeout, token).await?;
             }
             if kind == LookupType::Connect as i32 {
                 break;

@@ -110,8 +110,13 @@ pub fn socket_address(url: &str) -> Result<String, WireError> {
 }
 
 impl Wire {
-    /// Connects to `url` (`pulsar://host:port`) and performs the handshake.
-    pub async fn open(url: &str, timeout: Duration) -> Result<Wire, WireError> {
+    /// Connects to `url` (`pulsar://host:port`) and performs the handshake, presenting
+    /// `token` (Pulsar token authentication) when given.
+    pub async fn open(
+        url: &str,
+        timeout: Duration,
+        token: Option<&[u8]>,
+    ) -> Result<Wire, WireError> {
         let address = socket_address(url)?;
         let stream = tokio::time::timeout(timeout, TcpStream::connect(&address))
             .await
@@ -126,6 +131,8 @@ impl Wire {
         connect.connect = Some(proto::CommandConnect {
             client_version: format!("outbox-engine-{}", env!("CARGO_PKG_VERSION")),
             protocol_version: Some(PROTOCOL_VERSION),
+            auth_method_name: token.map(|_| "token".to_owned()),
+            auth_data: token.map(<[u8]>::to_vec),
             ..Default::default()
         });
         framed

@@ -180,6 +180,10 @@ fn load_config(overrides: &Overrides) -> anyhow::Result<RelayConfig> {
     if let Some(pool_size) = overrides.pool_size {
         config.pool_size = pool_size;
     }
+    // Secrets come from the environment or a file, never from a flag (visible in `ps`).
+    if let Ok(token) = std::env::var("PULSAR_AUTH_TOKEN") {
+        config.pulsar.auth_token = Some(outbox_adapters::pulsar::Secret::new(token));
+    }
     config.validate()?;
     Ok(config)
 }
