@@ -8,10 +8,21 @@ use super::{InboxError, InboxMessage};
 /// The table's definition (`CREATE ... IF NOT EXISTS`, safe to run again).
 pub const INBOX_SQL: &str = include_str!("inbox.sql");
 
-/// Creates the inbox table on the consumer's database if it is not there.
+/// Creates the inbox table on the consumer's database if it is not there. Safe to call
+/// from several instances at once: `CREATE ... IF NOT EXISTS` alone is not (two
+/// sessions can both find the table missing and one fails on the catalog), so the
+/// creation runs under a transaction-scoped advisory lock.
 pub async fn install(conn: &mut AsyncPgConnection) -> Result<(), InboxError> {
-    conn.batch_execute(INBOX_SQL).await?;
-    Ok(())
+    use diesel_async::AsyncConnection;
+    conn.transaction::<(), InboxError, _>(async |conn| {
+        conn.batch_execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('outbox_inbox install', 0))",
+        )
+        .await?;
+        conn.batch_execute(INBOX_SQL).await?;
+        Ok(())
+    })
+    .await
 }
 
 #[derive(diesel::QueryableByName)]

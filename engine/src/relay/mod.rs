@@ -57,6 +57,10 @@ pub struct RelayStats {
     pub metrics: crate::metrics::Metrics,
     /// Slot ranges an operator paused (`outbox-relay pause`), as of the last lease round.
     pub paused: std::sync::RwLock<Vec<crate::slots::SlotRange>>,
+    /// Topics the broker refuses in a way that may heal, since when: one clock per topic
+    /// for the whole relay, so that it survives partition restarts and lease changes and
+    /// the grace period really ends.
+    pub(crate) refusals: std::sync::Arc<partition::Refusals>,
 }
 
 impl RelayStats {

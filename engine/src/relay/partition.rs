@@ -51,12 +51,15 @@ pub struct PartitionHealth {
     running: Mutex<Option<(Instant, AbortHandle)>>,
     failing: Mutex<Option<Failing>>,
     poison: Mutex<Option<Poison>>,
-    refusals: Arc<Refusals>,
 }
 
 /// Topics the broker refuses in a way that may heal (not authorised yet, not created
-/// yet), with when the refusals began and when the last one was seen. Kept across
-/// restarts of the range's actor, so that the grace period really ends.
+/// yet), with when the refusals began and when the last one was seen. One per relay
+/// (in [`RelayStats`]), so that partition restarts and lease changes do not restart the
+/// grace period.
+/// See [`Refusals::within_grace`].
+const REFUSAL_QUIET: Duration = Duration::from_secs(600);
+
 #[derive(Debug, Default)]
 pub struct Refusals {
     since: Mutex<HashMap<String, (Instant, Instant)>>,
@@ -65,7 +68,9 @@ pub struct Refusals {
 impl Refusals {
     /// True while `failure` is a refusal that may heal and its topic has been refused for
     /// less than `grace`: the cycle is retried with backoff, and the alert metric is up.
-    /// A refusal seen again after a quiet period of `grace` starts a new grace period.
+    /// A refusal seen again after a quiet period of [`REFUSAL_QUIET`] (or four grace
+    /// periods, if longer) starts a new grace period: a topic refused again the next day
+    /// gets its grace again, a range that was idle or elsewhere for a while does not.
     pub(crate) fn within_grace(
         &self,
         failure: &PublishError,
@@ -78,7 +83,7 @@ impl Refusals {
         let now = Instant::now();
         let mut since = locked(&self.since);
         let (first, last) = since.entry(topic.to_owned()).or_insert((now, now));
-        if now.duration_since(*last) >= grace {
+        if now.duration_since(*last) >= REFUSAL_QUIET.max(grace * 4) {
             *first = now;
         }
         *last = now;
@@ -157,10 +162,6 @@ impl PartitionHealth {
     fn take_poison(&self) -> Option<Poison> {
         locked(&self.poison).take()
     }
-
-    pub(crate) fn refusals(&self) -> Arc<Refusals> {
-        self.refusals.clone()
-    }
 }
 
 /// Consecutive failures of one event, on a broker that accepted a producer for it.
@@ -214,7 +215,7 @@ impl Partition {
         relay_id: Arc<str>,
     ) -> Self {
         let range = lease.range;
-        let refusals = health.refusals();
+        let refusals = stats.refusals.clone();
         Partition {
             lease,
             range,

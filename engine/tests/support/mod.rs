@@ -163,11 +163,21 @@ pub async fn subscribe(topics: &[&str]) -> Subscription {
     }
 }
 
+/// Subscribes, retrying for up to 60 s: right after a broker restart (the fault suite
+/// restarts it) the bookie may refuse new ledgers for a moment.
 async fn open_consumer(topics: &[&str], name: &str) -> EventConsumer {
-    let client = pulsar().await;
-    EventConsumer::subscribe(&client, topics, name)
-        .await
-        .expect("cannot subscribe")
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let client = pulsar().await;
+        match EventConsumer::subscribe(&client, topics, name).await {
+            Ok(consumer) => return consumer,
+            Err(error) if Instant::now() < deadline => {
+                tracing::warn!(%error, "cannot subscribe yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => panic!("cannot subscribe: {error}"),
+        }
+    }
 }
 
 impl Subscription {

@@ -133,12 +133,16 @@ async fn main() -> anyhow::Result<()> {
 
     outbox_engine::migrate(&database_url).await?;
     let pool = store::pool(&database_url, 8, SessionKind::Plain).await?;
+    // Replicas start together: the advisory lock keeps their CREATE ... IF NOT EXISTS
+    // from racing on the catalog.
     pool.get()
         .await?
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS orders ( \
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('orders example setup', 0)); \
+             CREATE TABLE IF NOT EXISTS orders ( \
                id uuid PRIMARY KEY DEFAULT gen_random_uuid(), customer text NOT NULL, \
-               amount_cents bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+               amount_cents bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now()); \
+             COMMIT",
         )
         .await?;
 

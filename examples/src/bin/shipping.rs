@@ -77,10 +77,14 @@ async fn main() -> anyhow::Result<()> {
     {
         let mut conn = pool.get().await?;
         inbox::install(&mut conn).await?;
+        // Instances may start together: the advisory lock keeps their CREATE ... IF NOT
+        // EXISTS from racing on the catalog.
         conn.batch_execute(
-            "CREATE TABLE IF NOT EXISTS shipments ( \
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('shipping example setup', 0)); \
+             CREATE TABLE IF NOT EXISTS shipments ( \
                id bigserial PRIMARY KEY, order_id uuid NOT NULL, customer text NOT NULL, \
-               amount_cents bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+               amount_cents bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now()); \
+             COMMIT",
         )
         .await?;
     }
