@@ -302,17 +302,25 @@ async fn hold_quarantined(
         let mut conn = pool.get().await.map_err(StoreError::from)?;
         store::dead_letters::hold(&mut conn, lease, &rows).await?;
     }
-    let mut taken = Vec::with_capacity(held.len());
-    for &i in held.iter().rev() {
+    let taken = take_out(converted, &held);
+    tracing::debug!(range = %lease.range, held = taken.len(), "events of quarantined keys held");
+    Ok(taken)
+}
+
+/// Takes the readable rows at `indexes` (ascending) out of the page, so they are not
+/// sent; returns their keys. The unreadable row, which follows every readable one, moves
+/// up by as many.
+fn take_out(converted: &mut super::batch::Converted, indexes: &[usize]) -> Vec<RowKey> {
+    let mut taken = Vec::with_capacity(indexes.len());
+    for &i in indexes.iter().rev() {
         taken.push(converted.keys.remove(i));
         converted.events.remove(i);
     }
     converted.unreadable = converted
         .unreadable
         .take()
-        .map(|(i, reason)| (i - held.len(), reason));
-    tracing::debug!(range = %lease.range, held = taken.len(), "events of quarantined keys held");
-    Ok(taken)
+        .map(|(i, reason)| (i - indexes.len(), reason));
+    taken
 }
 
 /// (topic, events) for each run of one topic in the send order.
@@ -448,35 +456,27 @@ async fn cycle(
 
     let mut parked_now: Vec<RowKey> = Vec::new();
     if let Some(poison) = poison {
-        if let Some(row) = converted.keys.iter().find(|k| k.seq == poison.seq) {
+        if let Some(index) = converted.keys.iter().position(|k| k.seq == poison.seq) {
+            let row = converted.keys[index];
             check_lease(lease)?;
             park(
                 pool,
                 lease,
                 &mut worker.quarantine,
-                *row,
+                row,
                 &poison.reason,
                 poison.attempts,
             )
             .await?;
-            parked_now.push(*row);
+            parked_now.push(row);
+            // Dropped from what is sent (if it was readable); its row stays in the page's
+            // bookkeeping through `parked_now`.
+            if index < converted.events.len() {
+                take_out(&mut converted, &[index]);
+            }
         }
     }
-    let to_send: Vec<_> = if parked_now.is_empty() {
-        std::mem::take(&mut converted.events)
-    } else {
-        // The poison event is dropped from this page; its position is kept in `keys`.
-        let poisoned = parked_now[0].seq;
-        let index = converted.keys.iter().position(|k| k.seq == poisoned);
-        if let Some(index) = index.filter(|&i| i < converted.events.len()) {
-            converted.keys.remove(index);
-            converted.events.remove(index);
-            converted.unreadable = converted.unreadable.map(|(i, r)| (i - 1, r));
-        }
-        std::mem::take(&mut converted.events)
-    };
-    // Later events of a key quarantined before or by the poison just parked.
-    converted.events = to_send;
+    // Later events of a key quarantined before, or by the poison just parked.
     let held = hold_quarantined(pool, lease, &worker.quarantine, &mut converted).await?;
     parked_now.extend(held);
     let to_send = std::mem::take(&mut converted.events);

@@ -63,6 +63,9 @@ const REFUSAL_QUIET: Duration = Duration::from_secs(600);
 #[derive(Debug, Default)]
 pub struct Refusals {
     since: Mutex<HashMap<String, (Instant, Instant)>>,
+    /// Whether `since` has entries: read on every successful cycle without the lock
+    /// (shared by all partitions of the relay).
+    any: std::sync::atomic::AtomicBool,
 }
 
 impl Refusals {
@@ -82,6 +85,7 @@ impl Refusals {
         };
         let now = Instant::now();
         let mut since = locked(&self.since);
+        self.any.store(true, std::sync::atomic::Ordering::Relaxed);
         let (first, last) = since.entry(topic.to_owned()).or_insert((now, now));
         if now.duration_since(*last) >= REFUSAL_QUIET.max(grace * 4) {
             *first = now;
@@ -99,16 +103,19 @@ impl Refusals {
 
     /// The topics of `runs` were published to: their refusals are over.
     pub(crate) fn clear(&self, runs: &[(String, usize)], metrics: &crate::metrics::Metrics) {
-        let mut since = locked(&self.since);
-        if since.is_empty() {
+        if !self.any.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
+        let mut since = locked(&self.since);
         for (topic, _) in runs {
             let full = outbox_adapters::full_topic_name(topic).unwrap_or_else(|_| topic.clone());
             if since.remove(&full).is_some() {
                 metrics.topic_accepted(&full);
                 tracing::info!(topic = %full, "the broker accepts the topic again");
             }
+        }
+        if since.is_empty() {
+            self.any.store(false, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
