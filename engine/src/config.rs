@@ -89,6 +89,13 @@ pub struct RelayConfig {
     /// its sessions): a hung query fails the cycle, which is retried, instead of holding
     /// it. Below `cycle_timeout_ms`; unset: half of it.
     pub statement_timeout_ms: Option<u64>,
+    /// `database_url` leads to a transaction-pooling proxy (PgBouncer with `pool_mode =
+    /// transaction`, 1.21 or later with `max_prepared_statements` set): the relay then
+    /// sets nothing on its sessions, because a session setting would stay on a shared
+    /// server connection and reach other clients (asynchronous commit on a writer's
+    /// connection would make its commits lose durability). Put the settings on the
+    /// relay's role instead (docs/operations.md, "Behind PgBouncer").
+    pub transaction_pooler: bool,
     /// Where the `outbox-relay` binary serves `/metrics` (Prometheus), `/livez` and
     /// `/readyz`, e.g. `127.0.0.1:9464`; unset: no HTTP endpoint. A port in use is
     /// refused at start.
@@ -135,6 +142,7 @@ impl std::fmt::Debug for RelayConfig {
             .field("retention_ms", &self.retention_ms)
             .field("maintenance_interval_ms", &self.maintenance_interval_ms)
             .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("transaction_pooler", &self.transaction_pooler)
             .field("metrics_listen", &self.metrics_listen)
             .field("pulsar", &self.pulsar)
             .finish()
@@ -165,6 +173,7 @@ impl Default for RelayConfig {
             retention_ms: DEFAULT_RETENTION_MS,
             maintenance_interval_ms: DEFAULT_MAINTENANCE_INTERVAL_MS,
             statement_timeout_ms: None,
+            transaction_pooler: false,
             metrics_listen: None,
             pulsar: PulsarConfig::default(),
         }

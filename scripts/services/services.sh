@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# PostgreSQL + Pulsar for tests and benchmarks, on 127.0.0.1 only.
+# PostgreSQL (with PgBouncer in front of it) + Pulsar for tests and benchmarks, on
+# 127.0.0.1 only.
 #
 #   scripts/services/services.sh up|down|status|env
 #
@@ -8,7 +9,7 @@
 #   status  report both; non-zero when one is not answering
 #   env     print `export VAR=...` lines for eval, honouring values already set:
 #             eval "$(scripts/services/services.sh env)"
-#           DATABASE_URL, PULSAR_URL, PULSAR_ADMIN_URL, and OUTBOX_PG_MANAGED /
+#           DATABASE_URL, OUTBOX_PGBOUNCER_URL, PULSAR_URL, PULSAR_ADMIN_URL, and OUTBOX_PG_MANAGED /
 #           OUTBOX_PULSAR_MANAGED (1 = started by these scripts, so e.g.
 #           `scripts/services/pulsar.sh restart` still works under that env).
 #
@@ -36,6 +37,7 @@ print_env() {
     admin=$(env -u PULSAR_URL "$here/pulsar.sh" admin-url)
   fi
   printf 'export DATABASE_URL=%s\n' "$(q "$db")"
+  printf 'export OUTBOX_PGBOUNCER_URL=%s\n' "$(q "${OUTBOX_PGBOUNCER_URL:-$(DATABASE_URL=$db "$here/pgbouncer.sh" url)}")"
   printf 'export PULSAR_URL=%s\n' "$(q "$pulsar")"
   printf 'export PULSAR_ADMIN_URL=%s\n' "$(q "$admin")"
   printf 'export OUTBOX_PG_MANAGED=%s\n' "$pg_managed"
@@ -45,15 +47,18 @@ print_env() {
 case "${1:-}" in
   up)
     "$here/pg.sh" up
+    "$here/pgbouncer.sh" up
     "$here/pulsar.sh" up
     ;;
   down)
     "$here/pulsar.sh" down
+    "$here/pgbouncer.sh" down
     "$here/pg.sh" down
     ;;
   status)
     rc=0
     "$here/pg.sh" status || rc=$?
+    "$here/pgbouncer.sh" status || rc=$?
     "$here/pulsar.sh" status || rc=$?
     exit "$rc"
     ;;

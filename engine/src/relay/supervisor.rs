@@ -444,18 +444,26 @@ async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T
 }
 
 async fn try_database(config: &RelayConfig) -> Result<Pool, StoreError> {
-    let pool = store::pool(
-        &config.database_url,
-        config.effective_pool_size(),
+    let session = if config.transaction_pooler {
+        SessionKind::Pooled
+    } else {
         SessionKind::Relay {
             idle_in_transaction_ms: config.lease_lock_timeout().as_millis() as u64,
             statement_timeout_ms: config.effective_statement_timeout_ms(),
-        },
-    )
-    .await?;
+        }
+    };
+    let pool = store::pool(&config.database_url, config.effective_pool_size(), session).await?;
     {
         let mut conn = pool.get().await?;
         store::check_schema(&mut conn).await?;
+        if config.transaction_pooler
+            && store::statement_timeout(&mut conn).await?.as_deref() == Some("0")
+        {
+            tracing::warn!(
+                "no statement_timeout reaches the relay's sessions through the transaction pooler: \
+                 set it on the relay's role (ALTER ROLE ... SET statement_timeout = '30s'), see docs/operations.md"
+            );
+        }
     }
     Ok(pool)
 }

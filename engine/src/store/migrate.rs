@@ -1,6 +1,10 @@
-//! Embedded, versioned migrations. Safe to run from several processes at once: a
-//! session advisory lock serialises them, and applied versions are skipped.
+//! Embedded, versioned migrations. Safe to run from several processes at once, and
+//! through a transaction-pooling proxy: all pending migrations run in one transaction
+//! that first takes a transaction-scoped advisory lock (a session lock would be taken
+//! and released on whichever server connection the proxy picks), and applied versions
+//! are skipped.
 
+use diesel::Connection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -19,19 +23,16 @@ pub async fn migrate(database_url: &str) -> Result<Vec<String>, StoreError> {
     let conn = super::connect(database_url).await?;
     tokio::task::spawn_blocking(move || {
         let mut conn: AsyncConnectionWrapper<AsyncPgConnection> = conn.into();
-        diesel::RunQueryDsl::execute(
-            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")),
-            &mut conn,
-        )?;
-        let applied = conn
-            .run_pending_migrations(MIGRATIONS)
-            .map(|versions| versions.iter().map(|v| v.to_string()).collect())
-            .map_err(|e| StoreError::Schema(format!("migration failed: {e}")));
-        diesel::RunQueryDsl::execute(
-            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")),
-            &mut conn,
-        )?;
-        applied
+        conn.transaction(|conn| {
+            diesel::RunQueryDsl::execute(
+                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")),
+                conn,
+            )?;
+            // Each migration runs in a savepoint of this transaction.
+            conn.run_pending_migrations(MIGRATIONS)
+                .map(|versions| versions.iter().map(|v| v.to_string()).collect())
+                .map_err(|e| StoreError::Schema(format!("migration failed: {e}")))
+        })
     })
     .await
     .map_err(|e| StoreError::Query(format!("migration task failed: {e}")))?

@@ -70,6 +70,10 @@ pub enum SessionKind {
         /// No statement runs longer (a hung one fails its cycle, which is retried).
         statement_timeout_ms: u64,
     },
+    /// The relay's, through a transaction-pooling proxy: no session settings (they would
+    /// stay on the shared server connection and reach other clients); the relay's role
+    /// carries them instead. The watchdog still bounds every cycle.
+    Pooled,
     /// Plain connections, for tools and tests.
     Plain,
 }
@@ -88,7 +92,7 @@ pub async fn pool(url: &str, size: u32, kind: SessionKind) -> Result<Pool, Store
             idle_in_transaction_ms,
             statement_timeout_ms,
         )),
-        SessionKind::Plain => None,
+        SessionKind::Pooled | SessionKind::Plain => None,
     };
     if let Some(setup) = &setup {
         probe.batch_execute(setup).await?;
@@ -126,6 +130,22 @@ pub async fn pool(url: &str, size: u32, kind: SessionKind) -> Result<Pool, Store
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     Ok(pool)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    value: Option<String>,
+}
+
+/// The session's `statement_timeout` as PostgreSQL shows it (`0` when unset).
+pub async fn statement_timeout(conn: &mut AsyncPgConnection) -> Result<Option<String>, StoreError> {
+    let setting: Setting = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT current_setting('statement_timeout') AS value"),
+        conn,
+    )
+    .await?;
+    Ok(setting.value)
 }
 
 /// Opens one connection, for callers that do not need a pool.

@@ -152,6 +152,9 @@ struct Overrides {
     /// Database connections of the relay.
     #[arg(long, global = true, env = "OUTBOX_POOL_SIZE")]
     pool_size: Option<u32>,
+    /// The database URL leads to PgBouncer in transaction mode: set nothing on sessions.
+    #[arg(long, global = true, env = "OUTBOX_TRANSACTION_POOLER")]
+    transaction_pooler: bool,
 }
 
 fn load_config(overrides: &Overrides) -> anyhow::Result<RelayConfig> {
@@ -179,6 +182,9 @@ fn load_config(overrides: &Overrides) -> anyhow::Result<RelayConfig> {
     }
     if let Some(pool_size) = overrides.pool_size {
         config.pool_size = pool_size;
+    }
+    if overrides.transaction_pooler {
+        config.transaction_pooler = true;
     }
     // Secrets come from the environment or a file, never from a flag (visible in `ps`).
     if let Ok(token) = std::env::var("PULSAR_AUTH_TOKEN") {
