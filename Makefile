@@ -31,7 +31,7 @@ test: toolchain services
 ## 1 -> 3 -> 1 and a paused broker, many rounds each. `make test` runs it short.
 faults: toolchain services
 	@mkdir -p target; $(SERVICES_ENV); set -o pipefail; \
-	  OUTBOX_FAULTS=long $(CARGO) test -p outbox-engine --test faults -- --nocapture 2>&1 | tee target/faults.log; \
+	  OUTBOX_FAULTS=long $(CARGO) test -p outbox-engine --features cli --test faults -- --nocapture 2>&1 | tee target/faults.log; \
 	  status=$$?; echo; echo "Figures (docs/reliability.md):"; grep -h 'fault-report' target/faults.log; exit $$status
 
 ## Retention soak: a constant load for 30 minutes (OUTBOX_SOAK_SECS) with a 5-minute
@@ -59,15 +59,15 @@ example: toolchain services
 	@$(SERVICES_ENV); scripts/example.sh
 
 migrate: toolchain services
-	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-engine --bin outbox-relay -- migrate
+	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-engine --features cli --bin outbox-relay -- migrate
 
 status: toolchain services
-	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-engine --bin outbox-relay -- status
+	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-engine --features cli --bin outbox-relay -- status
 
 ## The standalone relay in the foreground (Ctrl-C stops it gracefully).
 relay: toolchain services
-	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-engine --bin outbox-relay -- migrate && \
-	  $(CARGO) run --release -q -p outbox-engine --bin outbox-relay -- run
+	@$(SERVICES_ENV); $(CARGO) run --release -q -p outbox-engine --features cli --bin outbox-relay -- migrate && \
+	  $(CARGO) run --release -q -p outbox-engine --features cli --bin outbox-relay -- run
 
 ## Criterion benchmarks of the hot paths, each beside a raw baseline.
 bench: toolchain

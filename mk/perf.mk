@@ -18,7 +18,7 @@
 CARGO ?= cargo
 LOAD_ARGS ?=
 TUNE_ARGS ?=
-PERF_BUILD = $(CARGO) build --release -q -p outbox-engine --bin outbox-relay
+PERF_BUILD = $(CARGO) build --release -q -p outbox-engine --features cli --bin outbox-relay
 
 .PHONY: load tune
 

@@ -4,7 +4,6 @@
 //! Sources, lowest precedence first: built-in defaults, a TOML file, environment
 //! variables, command-line flags (the binary applies the last two).
 
-use std::path::Path;
 use std::time::Duration;
 
 use outbox_adapters::PulsarConfig;
@@ -206,8 +205,10 @@ fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
 }
 
 impl RelayConfig {
-    /// Reads a TOML file on top of the defaults. Unknown keys are errors.
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads a TOML file on top of the defaults. Unknown keys are errors. Needs the
+    /// `config-file` feature.
+    #[cfg(feature = "config-file")]
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -218,6 +219,8 @@ impl RelayConfig {
         })
     }
 
+    /// Parses TOML text on top of the defaults. Needs the `config-file` feature.
+    #[cfg(feature = "config-file")]
     pub fn from_toml(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| e.to_string())
     }
@@ -385,6 +388,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "config-file")]
     fn toml_overrides_defaults_and_rejects_unknown_keys() {
         let config =
             RelayConfig::from_toml("partitions = 8\n[pulsar]\nbatching = false\n").unwrap();

@@ -4,8 +4,10 @@
 //!
 //! - **Enqueue** ([`enqueue()`], [`enqueue_batch`]) inside your own diesel-async
 //!   transaction; other languages call the SQL function `outbox_enqueue`.
-//! - **Relay** ([`Relay::start`]): actix partition actors publish every committed event
-//!   to Pulsar, in commit order per key, losing nothing through crashes and restarts.
+//! - **Relay** ([`Relay::start`], or [`Relay::builder`] with the service's own pool,
+//!   Pulsar client or actix system): actix partition actors publish every committed
+//!   event to Pulsar, in commit order per key, losing nothing through crashes and
+//!   restarts. The [`RelayHandle`] gives health, status, metrics and a draining shutdown.
 //! - **Migrate** ([`migrate`]) the schema, embedded in this crate.
 //!
 //! The guarantees are stated in `docs/guarantees.md`; the design in `docs/architecture.md`.
@@ -22,5 +24,5 @@ pub mod store;
 pub use config::{ConfigError, RelayConfig};
 pub use enqueue::{enqueue, enqueue_batch, EnqueueError, NewEvent};
 pub use outbox_adapters::{full_topic_name, PulsarConfig};
-pub use relay::{Relay, RelayError, RelayHandle, RelayStats};
+pub use relay::{Health, Relay, RelayBuilder, RelayError, RelayHandle, RelayStats};
 pub use store::{migrate, StoreError};

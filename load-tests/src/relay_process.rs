@@ -33,7 +33,7 @@ const TAIL_LINES: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayProcessError {
-    #[error("outbox-relay binary not found at {0}: build it with `cargo build --release -p outbox-engine` or pass --relay-bin")]
+    #[error("outbox-relay binary not found at {0}: build it with `cargo build --release -p outbox-engine --features cli` or pass --relay-bin")]
     NotFound(PathBuf),
     #[error("cannot write {path}: {reason}")]
     Write { path: PathBuf, reason: String },

@@ -19,7 +19,7 @@ admin_url=$DATABASE_URL
 bench_url="${DATABASE_URL%/*}/$db"
 psql -q "$admin_url" -c "CREATE DATABASE $db" >/dev/null
 trap 'psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-cargo run --release -q -p outbox-engine --bin outbox-relay -- --database-url "$bench_url" migrate >/dev/null
+cargo run --release -q -p outbox-engine --features cli --bin outbox-relay -- --database-url "$bench_url" migrate >/dev/null
 
 work=$(mktemp -d)
 payload="convert_to(repeat('x', 256), 'UTF8')"

@@ -69,6 +69,12 @@ pub struct Shutdown;
 #[rtype(result = "Vec<PartitionState>")]
 pub struct GetPartitions;
 
+/// Handle → supervisor: the outbox's status (`outbox-relay status`), read through the
+/// relay's pool.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<crate::store::Status, crate::store::StoreError>")]
+pub struct GetStatus;
+
 /// What the supervisor knows of one partition (one leased range).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionState {

@@ -9,12 +9,15 @@
 //!
 //! [`Relay::start`] runs the actors on a dedicated thread (an actix system over a
 //! multi-threaded tokio runtime, whose workers drive the database and broker I/O), so it
-//! embeds in any service, whatever runtime that service uses. The `outbox-relay` binary
-//! is a thin shell around it.
+//! embeds in any service, whatever runtime that service uses; [`Relay::builder`] also
+//! takes the service's own pool and Pulsar client, or runs the relay on a new arbiter of
+//! the service's actix system. The `outbox-relay` binary is a thin shell around it.
 
 mod acker;
 pub mod batch;
+mod builder;
 mod cycle;
+mod handle;
 mod maintenance;
 mod messages;
 mod partition;
@@ -23,15 +26,11 @@ mod supervisor;
 mod wakeup;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use actix::prelude::*;
-
-use messages::{GetPartitions, Shutdown};
+pub use builder::RelayBuilder;
+pub use handle::{Health, RelayHandle};
 pub use messages::{PartitionState, StopReason};
-use supervisor::Supervisor;
 
 use crate::config::{ConfigError, RelayConfig};
 
@@ -90,151 +89,47 @@ impl RelayStats {
 pub enum RelayError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("could not start the relay thread: {0}")]
+    #[error("could not start the relay: {0}")]
     Start(String),
     #[error("the relay stopped unexpectedly")]
     Gone,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("shutdown did not finish within {0:?}; unacknowledged events stay pending and will be published again")]
     ShutdownTimedOut(Duration),
 }
 
-/// Entry point.
+/// Entry point: [`Relay::start`] with a configuration, or [`Relay::builder`] to hand
+/// the relay the service's own database pool or Pulsar client, or to run it inside the
+/// service's actix system.
 #[derive(Debug)]
 pub struct Relay;
 
 impl Relay {
-    /// Validates `config` and starts the relay on its own thread. Returns at once; the
-    /// relay connects in the background, retrying until PostgreSQL and Pulsar answer.
+    /// Validates `config` and starts the relay on a thread of its own (an actix system
+    /// over a multi-threaded tokio runtime). Returns at once; the relay connects in the
+    /// background, retrying until PostgreSQL and Pulsar answer.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), outbox_engine::RelayError> {
+    /// use outbox_engine::{Relay, RelayConfig};
+    ///
+    /// let config = RelayConfig {
+    ///     database_url: "postgres://app:secret@db:5432/orders".into(),
+    ///     ..RelayConfig::default()
+    /// };
+    /// let relay = Relay::start(config)?;
+    /// // ... serve requests; on SIGTERM:
+    /// relay.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
-        config.validate()?;
-        let shutdown_timeout = config.shutdown_timeout();
-        let worker_threads = config.worker_threads;
-        let stats = Arc::new(RelayStats::default());
-        let thread_stats = stats.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("outbox-relay".into())
-            .spawn(move || {
-                let runner = actix_rt::System::with_tokio_rt(move || {
-                    tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(worker_threads)
-                        .thread_name("outbox-relay-io")
-                        .enable_all()
-                        .build()
-                        .expect("cannot build the relay's tokio runtime")
-                });
-                let supervisor =
-                    runner.block_on(async move { Supervisor::new(config, thread_stats).start() });
-                let _ = tx.send((actix_rt::System::current(), supervisor));
-                // After a kill, client objects dropped with the runtime may panic while
-                // closing; the relay is going away then, so this is contained here.
-                let ended =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || runner.run()));
-                match ended {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => tracing::error!(%error, "relay system ended with an error"),
-                    Err(_) => tracing::warn!("relay system panicked while stopping"),
-                }
-            })
-            .map_err(|e| RelayError::Start(e.to_string()))?;
-        let (system, supervisor) = rx
-            .recv()
-            .map_err(|_| RelayError::Start("relay thread ended during start".into()))?;
-        Ok(RelayHandle {
-            supervisor,
-            system,
-            thread: Some(thread),
-            stats,
-            shutdown_timeout,
-        })
-    }
-}
-
-/// Controls a running relay. Dropping it stops the relay at once (like [`Self::kill`]).
-pub struct RelayHandle {
-    supervisor: Addr<Supervisor>,
-    system: actix_rt::System,
-    thread: Option<JoinHandle<()>>,
-    stats: Arc<RelayStats>,
-    shutdown_timeout: Duration,
-}
-
-impl std::fmt::Debug for RelayHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RelayHandle")
-            .field("stats", &self.stats)
-            .finish()
-    }
-}
-
-impl RelayHandle {
-    /// The relay's metrics in the Prometheus text format (what the binary serves on
-    /// `/metrics`).
-    pub fn metrics_text(&self) -> String {
-        self.stats.metrics_text()
+        Self::builder(config).start()
     }
 
-    pub fn stats(&self) -> &Arc<RelayStats> {
-        &self.stats
-    }
-
-    pub fn published(&self) -> u64 {
-        self.stats.published.load(Ordering::Relaxed)
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.stats.ready.load(Ordering::Acquire)
-    }
-
-    /// What the supervisor knows of each partition.
-    pub async fn partitions(&self) -> Result<Vec<PartitionState>, RelayError> {
-        self.supervisor
-            .send(GetPartitions)
-            .await
-            .map_err(|_| RelayError::Gone)
-    }
-
-    /// Graceful stop: no new reads, cycles in flight finish (bounded by
-    /// `shutdown_timeout_ms`), progress recorded, thread joined.
-    pub async fn shutdown(mut self) -> Result<(), RelayError> {
-        let answered =
-            tokio::time::timeout(self.shutdown_timeout, self.supervisor.send(Shutdown)).await;
-        let result = match answered {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(RelayError::Gone),
-            Err(_) => Err(RelayError::ShutdownTimedOut(self.shutdown_timeout)),
-        };
-        self.system.stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
-        result
-    }
-
-    /// [`Self::shutdown`] for callers without an async runtime.
-    pub fn shutdown_blocking(self) -> Result<(), RelayError> {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| RelayError::Start(e.to_string()))?
-            .block_on(self.shutdown())
-    }
-
-    /// Stops at once, without waiting for acknowledgements. Nothing is lost: events not
-    /// yet recorded as published stay pending and are published again later.
-    pub fn kill(mut self) {
-        self.system.stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for RelayHandle {
-    fn drop(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            self.system.stop();
-            let _ = thread.join();
-        }
+    /// A builder, for what [`Relay::start`] does not cover.
+    pub fn builder(config: RelayConfig) -> RelayBuilder {
+        RelayBuilder::new(config)
     }
 }

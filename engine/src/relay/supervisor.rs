@@ -30,8 +30,8 @@ use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
 
 use super::maintenance::Maintainer;
 use super::messages::{
-    GetPartitions, NewEvents, PartitionState, PartitionStopped, Progress, Shutdown, Stop,
-    StopReason, Tick, Wake,
+    GetPartitions, GetStatus, NewEvents, PartitionState, PartitionStopped, Progress, Shutdown,
+    Stop, StopReason, Tick, Wake,
 };
 use super::partition::{Partition, PartitionHealth};
 use super::wakeup::Watcher;
@@ -64,11 +64,20 @@ struct Resources {
     pulsar: Pulsar<TokioExecutor>,
 }
 
+/// What an embedding service hands the relay instead of letting it connect: its own
+/// database pool and Pulsar client ([`crate::relay::RelayBuilder`]).
+#[derive(Clone, Default)]
+pub struct Provided {
+    pub pool: Option<Pool>,
+    pub pulsar: Option<Pulsar<TokioExecutor>>,
+}
+
 pub struct Supervisor {
     config: Arc<RelayConfig>,
     stats: Arc<RelayStats>,
     member: Member,
     resources: Option<Resources>,
+    provided: Provided,
     /// Owned ranges by their first slot.
     entries: BTreeMap<i32, Entry>,
     watcher: Option<Addr<Watcher>>,
@@ -108,7 +117,7 @@ fn relay_identity() -> (String, String, i32) {
 }
 
 impl Supervisor {
-    pub fn new(config: RelayConfig, stats: Arc<RelayStats>) -> Self {
+    pub fn new(config: RelayConfig, stats: Arc<RelayStats>, provided: Provided) -> Self {
         let (relay_id, host, pid) = relay_identity();
         let member = Member {
             relay_id,
@@ -121,6 +130,7 @@ impl Supervisor {
             stats,
             member,
             resources: None,
+            provided,
             entries: BTreeMap::new(),
             watcher: None,
             maintainer: None,
@@ -411,13 +421,26 @@ impl Supervisor {
 /// Retries until the database answers with the expected schema and the broker accepts a
 /// connection, logging what it waits for. Ends early only through shutdown (the actor
 /// stops and drops this future).
-async fn connect(config: Arc<RelayConfig>) -> Resources {
+async fn connect(config: Arc<RelayConfig>, provided: Provided) -> Resources {
     let shown_url = store::redact_url(&config.database_url);
-    let pool = retry(&config, "PostgreSQL", &shown_url, || try_database(&config)).await;
-    let pulsar = retry(&config, "Pulsar", &config.pulsar.url, || {
-        outbox_adapters::pulsar::connect(&config.pulsar)
-    })
-    .await;
+    let pool = match provided.pool {
+        Some(pool) => {
+            retry(&config, "PostgreSQL", "the service's pool", || {
+                check_provided_pool(&pool)
+            })
+            .await
+        }
+        None => retry(&config, "PostgreSQL", &shown_url, || try_database(&config)).await,
+    };
+    let pulsar = match provided.pulsar {
+        Some(pulsar) => pulsar,
+        None => {
+            retry(&config, "Pulsar", &config.pulsar.url, || {
+                outbox_adapters::pulsar::connect(&config.pulsar)
+            })
+            .await
+        }
+    };
     tracing::info!(database = %shown_url, pulsar = %config.pulsar.url, "connected");
     Resources { pool, pulsar }
 }
@@ -441,6 +464,14 @@ async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T
             }
         }
     }
+}
+
+/// A pool the service built: used as it is (the relay's session settings are not
+/// applied to it), once the schema is there.
+async fn check_provided_pool(pool: &Pool) -> Result<Pool, StoreError> {
+    let mut conn = pool.get().await?;
+    store::check_schema(&mut conn).await?;
+    Ok(pool.clone())
 }
 
 async fn try_database(config: &RelayConfig) -> Result<Pool, StoreError> {
@@ -474,7 +505,7 @@ impl Actor for Supervisor {
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(relay = %self.member.relay_id, partitions = self.config.partitions, lease_ms = self.config.lease_ms, "relay starting");
         ctx.spawn(
-            connect(self.config.clone())
+            connect(self.config.clone(), self.provided.clone())
                 .into_actor(self)
                 .map(|resources, act, ctx| {
                     if act.shutting_down {
@@ -618,6 +649,23 @@ impl Handler<Shutdown> for Supervisor {
         self.finish_shutdown_if_done(ctx);
         Box::pin(async move {
             let _ = rx.await;
+        })
+    }
+}
+
+impl Handler<GetStatus> for Supervisor {
+    type Result = ResponseFuture<Result<store::Status, StoreError>>;
+
+    fn handle(&mut self, _: GetStatus, _ctx: &mut Self::Context) -> Self::Result {
+        let pool = self.resources.as_ref().map(|r| r.pool.clone());
+        Box::pin(async move {
+            let Some(pool) = pool else {
+                return Err(StoreError::Unavailable(
+                    "the relay is still connecting to PostgreSQL".into(),
+                ));
+            };
+            let mut conn = pool.get().await?;
+            store::status(&mut conn).await
         })
     }
 }

@@ -1,0 +1,191 @@
+//! [`RelayHandle`]: what a service holds while its relay runs: health, status,
+//! metrics, a graceful [`RelayHandle::shutdown`], and [`RelayHandle::kill`].
+//!
+//! Dropping the handle stops the relay at once, like `kill`: nothing is lost (events not
+//! yet recorded as published stay pending and go out after the next start), but the
+//! ranges are released only when their leases expire.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::messages::{GetPartitions, GetStatus, PartitionState, Shutdown};
+use super::supervisor::Supervisor;
+use super::{RelayError, RelayStats};
+use crate::store::Status;
+
+/// Where the relay's actors run.
+pub(super) enum Runner {
+    /// A thread and actix system of its own ([`super::RelayBuilder::start`]).
+    Thread {
+        system: actix_rt::System,
+        thread: Option<JoinHandle<()>>,
+    },
+    /// An arbiter of the service's actix system
+    /// ([`super::RelayBuilder::start_in_current_system`]).
+    Arbiter { arbiter: Option<actix_rt::Arbiter> },
+}
+
+impl Runner {
+    /// Stops the actors; returns the thread to join, if any.
+    fn stop(&mut self) -> Option<Box<dyn FnOnce() + Send>> {
+        match self {
+            Runner::Thread { system, thread } => {
+                system.stop();
+                let thread = thread.take()?;
+                Some(Box::new(move || {
+                    let _ = thread.join();
+                }))
+            }
+            Runner::Arbiter { arbiter } => {
+                let arbiter = arbiter.take()?;
+                arbiter.stop();
+                Some(Box::new(move || {
+                    let _ = arbiter.join();
+                }))
+            }
+        }
+    }
+}
+
+/// Whether the relay runs, and whether it publishes: what `/livez` and `/readyz` answer
+/// in the `outbox-relay` binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// Its actors run (false after a shutdown, or if the relay's thread died).
+    pub live: bool,
+    /// Connected to PostgreSQL and Pulsar, and its first lease round done.
+    pub ready: bool,
+}
+
+/// Controls a running relay (see the module documentation).
+pub struct RelayHandle {
+    supervisor: Addr<Supervisor>,
+    runner: Runner,
+    stats: Arc<RelayStats>,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for RelayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayHandle")
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl RelayHandle {
+    pub(super) fn new(
+        supervisor: Addr<Supervisor>,
+        runner: Runner,
+        stats: Arc<RelayStats>,
+        shutdown_timeout: Duration,
+    ) -> Self {
+        RelayHandle {
+            supervisor,
+            runner,
+            stats,
+            shutdown_timeout,
+        }
+    }
+
+    /// The relay's metrics in the Prometheus text format (what the binary serves on
+    /// `/metrics`); serve them from the service's own endpoint.
+    pub fn metrics_text(&self) -> String {
+        self.stats.metrics_text()
+    }
+
+    /// The live counters behind the metrics.
+    pub fn stats(&self) -> &Arc<RelayStats> {
+        &self.stats
+    }
+
+    /// Events the broker acknowledged since start.
+    pub fn published(&self) -> u64 {
+        self.stats.published.load(Ordering::Relaxed)
+    }
+
+    /// Connected, and the first lease round done.
+    pub fn is_ready(&self) -> bool {
+        self.stats.ready.load(Ordering::Acquire)
+    }
+
+    /// Liveness and readiness, for the service's health endpoints.
+    pub fn health(&self) -> Health {
+        Health {
+            live: self.supervisor.connected(),
+            ready: self.is_ready(),
+        }
+    }
+
+    /// The outbox's status, as `outbox-relay status --json` shows it (backlog, ranges,
+    /// leases, relays, quarantine), read through the relay's own connections.
+    ///
+    /// ```no_run
+    /// # async fn show(relay: &outbox_engine::RelayHandle) -> Result<(), outbox_engine::RelayError> {
+    /// let status = relay.status().await?;
+    /// println!("{} events pending, {} ranges", status.pending, status.ranges.len());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn status(&self) -> Result<Status, RelayError> {
+        self.supervisor
+            .send(GetStatus)
+            .await
+            .map_err(|_| RelayError::Gone)?
+            .map_err(RelayError::Store)
+    }
+
+    /// What the supervisor knows of each partition.
+    pub async fn partitions(&self) -> Result<Vec<PartitionState>, RelayError> {
+        self.supervisor
+            .send(GetPartitions)
+            .await
+            .map_err(|_| RelayError::Gone)
+    }
+
+    /// Graceful stop: no new reads, cycles in flight finish (bounded by
+    /// `shutdown_timeout_ms`), progress recorded, leases released, the relay's thread
+    /// or arbiter stopped.
+    pub async fn shutdown(mut self) -> Result<(), RelayError> {
+        let answered =
+            tokio::time::timeout(self.shutdown_timeout, self.supervisor.send(Shutdown)).await;
+        let result = match answered {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(RelayError::Gone),
+            Err(_) => Err(RelayError::ShutdownTimedOut(self.shutdown_timeout)),
+        };
+        if let Some(join) = self.runner.stop() {
+            let _ = tokio::task::spawn_blocking(join).await;
+        }
+        result
+    }
+
+    /// [`Self::shutdown`] for callers without an async runtime.
+    pub fn shutdown_blocking(self) -> Result<(), RelayError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RelayError::Start(e.to_string()))?
+            .block_on(self.shutdown())
+    }
+
+    /// Stops at once, without waiting for acknowledgements. Nothing is lost: events not
+    /// yet recorded as published stay pending and are published again later.
+    pub fn kill(mut self) {
+        if let Some(join) = self.runner.stop() {
+            join();
+        }
+    }
+}
+
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        if let Some(join) = self.runner.stop() {
+            join();
+        }
+    }
+}
