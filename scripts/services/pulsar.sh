@@ -43,6 +43,8 @@ PULSAR_ARTIFACT="org.apache.pulsar:pulsar-server-distribution:$PULSAR_VERSION:ta
 BROKER_PORT=${PULSAR_BROKER_PORT:-6650}
 HTTP_PORT=${PULSAR_HTTP_PORT:-8080}
 BOOKIE_PORT=${PULSAR_BOOKIE_PORT:-3181}
+# TLS service port (pulsar+ssl://), for engine/tests/pulsar_tls.rs.
+TLS_PORT=${PULSAR_TLS_PORT:-6651}
 WAIT_SECS=${OUTBOX_PULSAR_WAIT_SECS:-180}
 STOP_SECS=${OUTBOX_PULSAR_STOP_SECS:-30}
 JOURNAL_SYNC=${OUTBOX_PULSAR_JOURNAL_SYNC:-false}
@@ -58,6 +60,31 @@ CONF=$CACHE/pulsar-conf/standalone.conf
 LOG=$CACHE/pulsar.log
 JVM_LOG_DIR=$CACHE/pulsar-logs
 PIDFILE=$CACHE/pulsar.pid
+# The broker's TLS material: a CA, a broker certificate naming 127.0.0.1 and localhost
+# (what the broker advertises in lookups), and a second CA that signed nothing here.
+TLS_DIR=${OUTBOX_PULSAR_TLS_DIR:-$CACHE/pulsar-tls}
+
+ensure_tls() {
+  mkdir -p "$TLS_DIR"
+  [ -f "$TLS_DIR/server.key" ] && return 0
+  command -v openssl >/dev/null 2>&1 || svc_apt_install openssl
+  svc_log "making the broker's TLS certificates in $TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=outbox pulsar test CA" \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key.tmp -out server.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out server.crt 2>/dev/null
+    # The broker (Netty) wants the key in PKCS#8.
+    openssl pkcs8 -topk8 -nocrypt -in server.key.tmp -out server.key
+    rm -f server.key.tmp server.csr
+    # A CA that signed nothing here: the tests' "untrusted broker".
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=some other CA" \
+      -keyout other-ca.key -out other-ca.crt 2>/dev/null
+  ) || svc_die "openssl could not make the TLS certificates in $TLS_DIR"
+}
 
 # ----------------------------------------------------------------- health
 # The broker health endpoint produces and consumes a message on the broker's
@@ -173,6 +200,11 @@ write_conf() {
   set_key "$tmp" bindAddress 127.0.0.1
   set_key "$tmp" advertisedAddress 127.0.0.1
   set_key "$tmp" brokerServicePort "$BROKER_PORT"
+  # TLS beside the plain port (server authentication; clients present no certificate).
+  set_key "$tmp" brokerServicePortTls "$TLS_PORT"
+  set_key "$tmp" tlsCertificateFilePath "$TLS_DIR/server.crt"
+  set_key "$tmp" tlsKeyFilePath "$TLS_DIR/server.key"
+  set_key "$tmp" tlsTrustCertsFilePath "$TLS_DIR/ca.crt"
   set_key "$tmp" webServicePort "$HTTP_PORT"
   set_key "$tmp" brokerDeleteInactiveTopicsEnabled false
   set_key "$tmp" allowAutoTopicCreation true
@@ -222,7 +254,7 @@ running_pid() {
 
 check_ports_free() {
   local p
-  for p in "$BROKER_PORT" "$HTTP_PORT" "$BOOKIE_PORT"; do
+  for p in "$BROKER_PORT" "$TLS_PORT" "$HTTP_PORT" "$BOOKIE_PORT"; do
     if svc_port_open "$p"; then
       svc_log "127.0.0.1:$p is already in use by something that is not our Pulsar (pid file $PIDFILE):"
       svc_port_owner "$p" >&2 || true
@@ -331,6 +363,7 @@ prepare() {
   need_curl
   ensure_dist
   CONF_CHANGED=0
+  ensure_tls
   if write_conf; then CONF_CHANGED=1; fi
 }
 

@@ -61,6 +61,14 @@ pub struct PulsarConfig {
     /// unreadable file is refused naming the path. The environment variable
     /// `PULSAR_AUTH_TOKEN` (read by the binary into [`Self::auth_token`]) wins over it.
     pub auth_token_file: Option<String>,
+    /// For `pulsar+ssl://` URLs: a PEM file of the certificate authorities to trust for
+    /// the broker's certificate (a bundle may hold several); unset: the system's roots.
+    /// An unreadable or empty file is refused at start, naming the path.
+    pub tls_trust_certs_file: Option<String>,
+    /// For `pulsar+ssl://` URLs: check that the broker's certificate names the host of
+    /// `url`. On by default; turn it off only for a broker whose certificate cannot name
+    /// the address clients use (the connection is then open to impersonation).
+    pub tls_hostname_verification: bool,
     /// The token itself, for embedding services that hold it already; never written to a
     /// config file, never printed (its `Debug` is `***`).
     #[serde(skip)]
@@ -121,6 +129,8 @@ impl Default for PulsarConfig {
             admin_url: None,
             require_deduplication: false,
             auth_token_file: None,
+            tls_trust_certs_file: None,
+            tls_hostname_verification: true,
             auth_token: None,
         }
     }
@@ -179,6 +189,15 @@ impl PulsarConfig {
             }
         }
         self.token()?;
+        if let Some(path) = &self.tls_trust_certs_file {
+            if !self.url.starts_with("pulsar+ssl://") {
+                return Err(format!(
+                    "pulsar.tls_trust_certs_file is set but pulsar.url {:?} is not TLS: use pulsar+ssl://host:6651",
+                    self.url
+                ));
+            }
+            super::engine::tls::read_trust_certs(path)?;
+        }
         if !(1..=10_000).contains(&self.batch_max_delay_ms) {
             return Err(format!(
                 "pulsar.batch_max_delay_ms = {} is out of range: use 1 to 10000",

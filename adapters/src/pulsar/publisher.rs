@@ -13,7 +13,7 @@ use pulsar::{
 
 use super::admin::{self, Deduplication};
 use super::config::{Compression, ProducerKind, PulsarConfig};
-use super::engine::{BatchItem, EngineProducer, WireError};
+use super::engine::{BatchItem, Dial, EngineProducer, WireError};
 use super::error::PublishError;
 use super::topic::full_topic_name;
 use super::{PROPERTY_EVENT_ID, PROPERTY_EVENT_TYPE, PROPERTY_SEQ};
@@ -54,13 +54,33 @@ impl std::fmt::Debug for PulsarPublisher {
     }
 }
 
+/// How the engine producer reaches the broker: the token, and TLS for `pulsar+ssl://`.
+fn engine_dial(config: &PulsarConfig) -> Result<Dial, String> {
+    let token = config.token()?.map(|t| t.expose().as_bytes().to_vec());
+    let tls = if super::engine::tls::is_tls_url(&config.url) {
+        Some(super::engine::tls::connector(config)?)
+    } else {
+        None
+    };
+    Ok(Dial { token, tls })
+}
+
 /// Builds a client. Must run inside the tokio runtime that will drive the client's tasks.
 pub async fn connect(config: &PulsarConfig) -> Result<Pulsar<TokioExecutor>, PublishError> {
     let token = config.token().map_err(|reason| PublishError::Connect {
         url: config.url.clone(),
         reason,
     })?;
-    let mut builder = Pulsar::builder(config.url.clone(), TokioExecutor);
+    let mut builder = Pulsar::builder(config.url.clone(), TokioExecutor)
+        .with_tls_hostname_verification_enabled(config.tls_hostname_verification);
+    if let Some(path) = &config.tls_trust_certs_file {
+        builder = builder
+            .with_certificate_chain_file(path)
+            .map_err(|e| PublishError::Connect {
+                url: config.url.clone(),
+                reason: format!("pulsar.tls_trust_certs_file {path:?}: {e}"),
+            })?;
+    }
     if let Some(token) = token {
         builder = builder.with_auth(pulsar::Authentication {
             name: "token".into(),
@@ -341,15 +361,11 @@ impl PulsarPublisher {
         let timeout = self.config.operation_timeout();
         if !self.engine.contains_key(topic) {
             let name = self.producer_name.clone().unwrap_or_default();
-            let token = self
-                .config
-                .token()
-                .map_err(|reason| PublishError::Connect {
-                    url: self.config.url.clone(),
-                    reason,
-                })?;
-            let auth = token.as_ref().map(|t| t.expose().as_bytes());
-            let producer = EngineProducer::create(&self.config.url, topic, &name, timeout, auth)
+            let dial = engine_dial(&self.config).map_err(|reason| PublishError::Connect {
+                url: self.config.url.clone(),
+                reason,
+            })?;
+            let producer = EngineProducer::create(&self.config.url, topic, &name, timeout, &dial)
                 .await
                 .map_err(|error| engine_creation_error(topic, error))?;
             tracing::debug!(%topic, producer = %name, last_persisted = producer.last_persisted, "engine producer ready");

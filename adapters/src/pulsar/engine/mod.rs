@@ -20,6 +20,7 @@
 //!   is always a prefix of what was sent, which is what makes "drop at or below the
 //!   highest id" safe.
 
+pub mod tls;
 mod wire;
 
 use std::time::Duration;
@@ -28,7 +29,7 @@ use prost::Message as _;
 use pulsar::message::{Message as Frame, Payload};
 use pulsar::proto::{self, base_command::Type as CommandType};
 
-pub use wire::{Wire, WireError};
+pub use wire::{Dial, Wire, WireError};
 
 /// Most redirects a topic lookup follows.
 const MAX_REDIRECTS: usize = 5;
@@ -76,10 +77,10 @@ impl EngineProducer {
         topic: &str,
         name: &str,
         timeout: Duration,
-        token: Option<&[u8]>,
+        dial: &Dial,
     ) -> Result<EngineProducer, WireError> {
         let mut url = service_url.to_owned();
-        let mut wire = Wire::open(&url, timeout, token).await?;
+        let mut wire = Wire::open(&url, timeout, dial).await?;
         let mut authoritative = false;
         let mut redirects = 0;
         loop {
@@ -105,7 +106,13 @@ impl EngineProducer {
                         .unwrap_or_else(|| format!("lookup of {topic} failed")),
                 });
             }
-            let target = response.broker_service_url.unwrap_or_else(|| url.clone());
+            // Over TLS, the broker's TLS address; else its plain one.
+            let target = if wire::is_tls(&url) {
+                response.broker_service_url_tls
+            } else {
+                response.broker_service_url
+            }
+            .unwrap_or_else(|| url.clone());
             let same = wire::socket_address(&target)? == wire::socket_address(&url)?;
             if response.proxy_through_service_url == Some(true) && !same {
                 return Err(WireError::Protocol(
@@ -115,7 +122,7 @@ impl EngineProducer {
             }
             if !same {
                 url = target;
-                wire = Wire::open(&url, timeout, token).await?;
+                wire = Wire::open(&url, timeout, dial).await?;
             }
             if kind == LookupType::Connect as i32 {
                 break;

@@ -6,7 +6,8 @@
 //! needs them for broker-side deduplication.
 //!
 //! Contract:
-//! - [`Wire::open`] connects, performs the protocol handshake and starts one reader task
+//! - [`Wire::open`] connects (over TLS for `pulsar+ssl://`, see [`super::tls`]),
+//!   performs the protocol handshake and starts one reader task
 //!   that answers the broker's pings and routes each response to its waiter (by request
 //!   id, or by producer and sequence id for send receipts);
 //! - when the connection fails or the broker closes a producer, every waiter gets an
@@ -22,6 +23,7 @@ use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use pulsar::message::{Codec, Message as Frame};
 use pulsar::proto::{self, base_command::Type as CommandType};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
@@ -51,7 +53,33 @@ enum Waiter {
     Receipt { producer_id: u64, sequence_id: u64 },
 }
 
-type Sink = SplitSink<Framed<TcpStream, Codec>, Frame>;
+/// A plain or TLS connection.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+type Sink = SplitSink<Framed<Box<dyn Stream>, Codec>, Frame>;
+
+/// How to reach the broker: the authentication token to present, and the TLS
+/// connector for `pulsar+ssl://` URLs.
+#[derive(Clone, Default)]
+pub struct Dial {
+    pub token: Option<Vec<u8>>,
+    pub tls: Option<tokio_native_tls::TlsConnector>,
+}
+
+impl std::fmt::Debug for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dial")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// Whether `url` asks for TLS (`pulsar+ssl://`).
+pub fn is_tls(url: &str) -> bool {
+    url.starts_with("pulsar+ssl://")
+}
 type Waiters = Arc<Mutex<HashMap<Waiter, oneshot::Sender<proto::BaseCommand>>>>;
 
 pub struct Wire {
@@ -92,40 +120,73 @@ fn frame(command: proto::BaseCommand) -> Frame {
     }
 }
 
-/// `pulsar://host:port` to `host:port`.
-pub fn socket_address(url: &str) -> Result<String, WireError> {
+/// `pulsar://host:port` or `pulsar+ssl://host:port` to `(host, port)`.
+fn host_and_port(url: &str) -> Result<(String, u16), WireError> {
     let parsed = url::Url::parse(url).map_err(|e| WireError::Connect {
         address: url.to_owned(),
         reason: e.to_string(),
     })?;
-    if parsed.scheme() != "pulsar" {
-        return Err(WireError::Connect {
-            address: url.to_owned(),
-            reason: "the engine producer speaks plain pulsar:// only (TLS is not supported yet)"
-                .into(),
-        });
+    let default_port = match parsed.scheme() {
+        "pulsar" => 6650,
+        "pulsar+ssl" => 6651,
+        _ => {
+            return Err(WireError::Connect {
+                address: url.to_owned(),
+                reason:
+                    "not a Pulsar service URL: use pulsar://host:6650 or pulsar+ssl://host:6651"
+                        .into(),
+            })
+        }
+    };
+    let host = parsed.host_str().unwrap_or("127.0.0.1").to_owned();
+    Ok((host, parsed.port().unwrap_or(default_port)))
+}
+
+/// `pulsar://host:port` (or `pulsar+ssl://`) to `host:port`.
+pub fn socket_address(url: &str) -> Result<String, WireError> {
+    let (host, port) = host_and_port(url)?;
+    Ok(format!("{host}:{port}"))
+}
+
+/// TCP, then TLS when the URL asks for it.
+async fn connect_stream(url: &str, dial: &Dial) -> Result<Box<dyn Stream>, WireError> {
+    let (host, port) = host_and_port(url)?;
+    let address = format!("{host}:{port}");
+    let tcp = TcpStream::connect(&address)
+        .await
+        .map_err(|e| WireError::Connect {
+            address: address.clone(),
+            reason: e.to_string(),
+        })?;
+    let _ = tcp.set_nodelay(true);
+    if !is_tls(url) {
+        return Ok(Box::new(tcp));
     }
-    let host = parsed.host_str().unwrap_or("127.0.0.1");
-    Ok(format!("{host}:{}", parsed.port().unwrap_or(6650)))
+    let Some(tls) = &dial.tls else {
+        return Err(WireError::Connect {
+            address,
+            reason: "pulsar+ssl:// without a TLS set-up".into(),
+        });
+    };
+    let stream = tls.connect(&host, tcp).await.map_err(|e| WireError::Connect {
+        address,
+        reason: format!(
+            "TLS handshake failed ({e}): check pulsar.tls_trust_certs_file (the CA that signed the broker's certificate) and that the certificate names {host} (pulsar.tls_hostname_verification)"
+        ),
+    })?;
+    Ok(Box::new(stream))
 }
 
 impl Wire {
-    /// Connects to `url` (`pulsar://host:port`) and performs the handshake, presenting
-    /// `token` (Pulsar token authentication) when given.
-    pub async fn open(
-        url: &str,
-        timeout: Duration,
-        token: Option<&[u8]>,
-    ) -> Result<Wire, WireError> {
+    /// Connects to `url` (`pulsar://host:port` or `pulsar+ssl://host:port`) and
+    /// performs the handshake, presenting `dial`'s token (Pulsar token authentication)
+    /// when given.
+    pub async fn open(url: &str, timeout: Duration, dial: &Dial) -> Result<Wire, WireError> {
         let address = socket_address(url)?;
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(&address))
+        let stream = tokio::time::timeout(timeout, connect_stream(url, dial))
             .await
-            .map_err(|_| WireError::Timeout(timeout))?
-            .map_err(|e| WireError::Connect {
-                address: address.clone(),
-                reason: e.to_string(),
-            })?;
-        let _ = stream.set_nodelay(true);
+            .map_err(|_| WireError::Timeout(timeout))??;
+        let token = dial.token.as_deref();
         let mut framed = Framed::new(stream, Codec);
         let mut connect = command(CommandType::Connect);
         connect.connect = Some(proto::CommandConnect {
