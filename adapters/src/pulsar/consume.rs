@@ -5,8 +5,8 @@
 //! is one entry of the topic's ledger, and the broker takes an acknowledgement without
 //! an ack set (this client sends none) for the whole entry, whatever its batch index; so
 //! an entry is acknowledged only once its last message has been handed out. A consumer
-//! dropped in the middle of a batch (a resubscribe after a receive error) gets the whole
-//! batch again: duplicates, never a gap.
+//! dropped in the middle of a batch (a resubscribe, see [`super::ResubscribingConsumer`])
+//! gets the whole batch again: duplicates, never a gap.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -48,6 +48,9 @@ pub enum ConsumeError {
     Receive(String),
     #[error("message {message_id} is not an outbox event: {reason}")]
     NotAnOutboxEvent { message_id: String, reason: String },
+    /// A [`super::ResubscribingConsumer`] spent its resubscribes.
+    #[error("consumer keeps failing after {resubscribes} resubscribes: {last}")]
+    GaveUp { resubscribes: u32, last: String },
 }
 
 /// A received message's properties as a map.
