@@ -1,4 +1,5 @@
-//! The verifying consumer: a real Pulsar subscription (the adapters' [`EventConsumer`])
+//! The verifying consumer: a real Pulsar subscription (the adapters'
+//! [`ResubscribingConsumer`])
 //! that feeds every delivery into a [`DeliveryLedger`] and, in steady state, into the
 //! commit-to-delivery latency histogram.
 //!
@@ -14,7 +15,8 @@
 //!   returns) is retried later and recorded as 0. Events committed before
 //!   `measure_from` (warm-up) are verified but not recorded;
 //! - a receive error subscribes again under the same name (the broker's cursor keeps
-//!   the position), at most [`MAX_RESUBSCRIBES`] times.
+//!   the position), at most [`MAX_RESUBSCRIBES`] times; after that the run ends with
+//!   the error.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
-use outbox_adapters::pulsar::{ConsumeError, EventConsumer};
+use outbox_adapters::pulsar::{ConsumeError, ResubscribePolicy, ResubscribingConsumer};
 use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
 use outbox_adapters::verify::DeliveryLedger;
 use tokio::sync::watch;
@@ -78,20 +80,9 @@ pub struct ConsumerOutcome {
     pub error: Option<String>,
 }
 
+#[derive(Debug)]
 pub struct VerifyingConsumer {
-    client: Pulsar<TokioExecutor>,
-    topic: String,
-    subscription: String,
-    consumer: EventConsumer,
-}
-
-impl std::fmt::Debug for VerifyingConsumer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyingConsumer")
-            .field("topic", &self.topic)
-            .field("subscription", &self.subscription)
-            .finish_non_exhaustive()
-    }
+    consumer: ResubscribingConsumer,
 }
 
 impl VerifyingConsumer {
@@ -100,21 +91,14 @@ impl VerifyingConsumer {
         topic: &str,
         subscription: &str,
     ) -> Result<Self, ConsumeError> {
-        let consumer = EventConsumer::subscribe(&client, &[topic], subscription).await?;
-        Ok(VerifyingConsumer {
-            client,
-            topic: topic.to_owned(),
-            subscription: subscription.to_owned(),
-            consumer,
-        })
-    }
-
-    async fn resubscribe(&mut self) -> Result<(), ConsumeError> {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        self.consumer =
-            EventConsumer::subscribe(&self.client, &[self.topic.as_str()], &self.subscription)
-                .await?;
-        Ok(())
+        let policy = ResubscribePolicy {
+            max_resubscribes: MAX_RESUBSCRIBES,
+            pause: Duration::from_millis(500),
+            reconnect: None,
+        };
+        let consumer =
+            ResubscribingConsumer::subscribe(client, &[topic], subscription, policy).await?;
+        Ok(VerifyingConsumer { consumer })
     }
 
     pub async fn run(
@@ -130,7 +114,7 @@ impl VerifyingConsumer {
         let mut early: Vec<(i64, Instant)> = Vec::new();
         let mut outcome_error = None;
         let (mut first_at, mut last_new_at) = (None, None);
-        let (mut foreign, mut resubscribes) = (0u64, 0u32);
+        let mut foreign = 0u64;
         let started = Instant::now();
         let mut last_retry = Instant::now();
         let mut complete = false;
@@ -173,15 +157,8 @@ impl VerifyingConsumer {
                 Ok(None) => {}
                 Err(ConsumeError::NotAnOutboxEvent { .. }) => foreign += 1,
                 Err(error) => {
-                    if resubscribes >= MAX_RESUBSCRIBES {
-                        outcome_error = Some(format!("consumer keeps failing: {error}"));
-                        break;
-                    }
-                    resubscribes += 1;
-                    eprintln!("consumer: {error}; subscribing again");
-                    if let Err(e) = self.resubscribe().await {
-                        eprintln!("consumer: subscribing again failed: {e}");
-                    }
+                    outcome_error = Some(error.to_string());
+                    break;
                 }
             }
             if !early.is_empty() && last_retry.elapsed() >= Duration::from_millis(100) {
@@ -219,7 +196,7 @@ impl VerifyingConsumer {
             last_new_at,
             complete,
             foreign,
-            resubscribes,
+            resubscribes: self.consumer.resubscribes(),
             latency_us: histogram,
             error: outcome_error,
         }

@@ -17,7 +17,6 @@ mod baselines;
 mod cli;
 mod consumer;
 mod drain;
-mod http;
 mod keys;
 mod phase;
 mod plan;

@@ -1,104 +1,102 @@
-//! CPU time and memory of processes, read from /proc (Linux).
+//! CPU time and memory of processes, read from /proc (Linux) with the `procfs` crate.
 //!
-//! Contract: [`cpu_ticks`] is utime+stime of `/proc/<pid>/stat` in clock ticks;
-//! [`peak_rss_kb`] is `VmHWM` of `/proc/<pid>/status` (the high-water mark of resident
-//! memory), which [`reset_peak_rss`] resets (writing `5` to `clear_refs`) so that a phase
-//! can measure its own peak. [`CpuSnapshot`] samples the relay, the broker (the Pulsar
-//! JVM listening on the run's port, else every Pulsar JVM), PostgreSQL (every `postgres` process), this driver and the whole
-//! machine at once, so a phase can say where the CPU went. Missing processes read as 0.
+//! Contract: [`cpu_ticks`] is utime+stime of `/proc/<pid>/stat` in clock ticks
+//! ([`ticks_per_second`] of them per second); [`peak_rss_kb`] is `VmHWM` of
+//! `/proc/<pid>/status` (the high-water mark of resident memory), which
+//! [`reset_peak_rss`] resets (`clear_refs`) so that a phase can measure its own peak;
+//! [`mem_total_gib`] is `MemTotal`. [`CpuSnapshot`] samples the relay, the broker (the
+//! Pulsar JVM listening on the run's port, else every Pulsar JVM), PostgreSQL (every
+//! `postgres` process), this driver and the whole machine at once, so a phase can say
+//! where the CPU went. Missing processes read as 0; nothing here fails.
 
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
 
-/// utime + stime from the text of /proc/<pid>/stat.
-pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime is field 14, stime field 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
+use procfs::net::TcpState;
+use procfs::process::{ClearRefs, FDTarget, Process};
+use procfs::{Current, CurrentSI, KernelStats, Meminfo};
 
-/// A `Vm*:` line of /proc/<pid>/status, in kB.
-pub fn parse_status_kb(status: &str, field: &str) -> Option<u64> {
-    status.lines().find_map(|line| {
-        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
-}
-
-/// (busy, total) jiffies from the first line of /proc/stat.
-pub fn parse_machine_ticks(stat: &str) -> Option<(u64, u64)> {
-    let line = stat.lines().next()?;
-    let values: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal guest guest_nice
-    let total: u64 = values.iter().take(8).sum();
-    let idle = values.get(3)? + values.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
+fn process(pid: u32) -> Option<Process> {
+    Process::new(i32::try_from(pid).ok()?).ok()
 }
 
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    parse_stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    let stat = process(pid)?.stat().ok()?;
+    Some(stat.utime + stat.stime)
 }
 
 pub fn peak_rss_kb(pid: u32) -> Option<u64> {
-    parse_status_kb(
-        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
-        "VmHWM",
-    )
+    process(pid)?.status().ok()?.vmhwm
 }
 
+/// Resets `VmHWM` to the current resident size (Linux 4.0+; needs the right to write
+/// the process's `clear_refs`, which its owner and root have).
 pub fn reset_peak_rss(pid: u32) -> bool {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+    process(pid).is_some_and(|p| p.clear_refs(ClearRefs::PeakRSS).is_ok())
 }
 
-/// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
 pub fn ticks_per_second() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
+    procfs::ticks_per_second() as f64
 }
 
-/// Pids whose `comm` or command line matches.
-fn pids_matching(matches: impl Fn(&str, &str) -> bool) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+/// `MemTotal` of /proc/meminfo, GiB.
+pub fn mem_total_gib() -> Option<f64> {
+    let bytes = Meminfo::current().ok()?.mem_total;
+    Some(bytes as f64 / (1024.0 * 1024.0 * 1024.0))
+}
+
+/// (busy, total) ticks of the whole machine since boot; idle and iowait are not busy.
+fn machine_ticks() -> (u64, u64) {
+    let Ok(stats) = KernelStats::current() else {
+        return (0, 0);
+    };
+    let t = stats.total;
+    let idle = t.idle + t.iowait.unwrap_or(0);
+    // guest time is already in user (guest_nice in nice): not added again.
+    let total = t.user
+        + t.nice
+        + t.system
+        + t.idle
+        + [t.iowait, t.irq, t.softirq, t.steal]
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .sum::<u64>();
+    (total.saturating_sub(idle), total)
+}
+
+/// Pids of the processes `wanted` accepts (processes that exit meanwhile are skipped).
+fn pids_where(wanted: impl Fn(&Process) -> bool) -> Vec<u32> {
+    let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let dir = Path::new("/proc").join(pid.to_string());
-            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            matches(comm.trim(), &cmdline)
-        })
+    all.filter_map(Result::ok)
+        .filter(|p| wanted(p))
+        .filter_map(|p| u32::try_from(p.pid()).ok())
         .collect()
 }
 
-/// Inodes of sockets listening on `port`, from the text of /proc/net/tcp or tcp6.
-pub fn parse_listening_inodes(net_tcp: &str, port: u16) -> Vec<u64> {
-    net_tcp
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let local_port = fields.get(1)?.rsplit(':').next()?;
-            let listening = *fields.get(3)? == "0A";
-            (listening && u16::from_str_radix(local_port, 16).ok()? == port)
-                .then(|| fields.get(9)?.parse().ok())
-                .flatten()
+/// Inodes of the sockets listening on `port` (IPv4 and IPv6).
+fn listening_inodes(port: u16) -> HashSet<u64> {
+    let tcp = procfs::net::tcp().unwrap_or_default();
+    let tcp6 = procfs::net::tcp6().unwrap_or_default();
+    tcp.into_iter()
+        .chain(tcp6)
+        .filter(|e| e.state == TcpState::Listen && e.local_address.port() == port)
+        .map(|e| e.inode)
+        .collect()
+}
+
+/// Those of `pids` that hold a socket listening on `port`.
+fn listening_on(pids: &[u32], port: u16) -> Vec<u32> {
+    let inodes = listening_inodes(port);
+    pids.iter()
+        .copied()
+        .filter(|&pid| {
+            let Some(fds) = process(pid).and_then(|p| p.fd().ok()) else {
+                return false;
+            };
+            fds.filter_map(Result::ok)
+                .any(|fd| matches!(fd.target, FDTarget::Socket(inode) if inodes.contains(&inode)))
         })
         .collect()
 }
@@ -106,30 +104,17 @@ pub fn parse_listening_inodes(net_tcp: &str, port: u16) -> Vec<u64> {
 /// The Pulsar JVMs on this machine; when one of them listens on `port` (the broker the
 /// run talks to), only that one.
 pub fn broker_pids(port: Option<u16>) -> Vec<u32> {
-    let all = pids_matching(|_, cmdline| {
-        cmdline.contains("PulsarStandaloneStarter") || cmdline.contains("PulsarBrokerStarter")
+    let all = pids_where(|p| {
+        p.cmdline().is_ok_and(|args| {
+            args.iter().any(|arg| {
+                arg.contains("PulsarStandaloneStarter") || arg.contains("PulsarBrokerStarter")
+            })
+        })
     });
     let Some(port) = port else {
         return all;
     };
-    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .flat_map(|text| parse_listening_inodes(&text, port))
-        .map(|inode| format!("socket:[{inode}]"))
-        .collect();
-    let owner: Vec<u32> = all
-        .iter()
-        .copied()
-        .filter(|pid| {
-            std::fs::read_dir(format!("/proc/{pid}/fd"))
-                .map(|fds| {
-                    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-                        .any(|target| inodes.contains(&target.to_string_lossy().into_owned()))
-                })
-                .unwrap_or(false)
-        })
-        .collect();
+    let owner = listening_on(&all, port);
     if owner.is_empty() {
         all
     } else {
@@ -138,7 +123,7 @@ pub fn broker_pids(port: Option<u16>) -> Vec<u32> {
 }
 
 pub fn postgres_pids() -> Vec<u32> {
-    pids_matching(|comm, _| comm == "postgres")
+    pids_where(|p| p.stat().is_ok_and(|stat| stat.comm == "postgres"))
 }
 
 /// CPU seconds used by each party over a phase.
@@ -175,18 +160,11 @@ enum Party {
 pub struct CpuTracker {
     broker_pids: Vec<u32>,
     relay_pid: Option<u32>,
-    relay_backends: std::collections::HashSet<u32>,
+    relay_backends: HashSet<u32>,
     /// (party, pid) -> (ticks at start or 0 when it appeared later, last ticks seen)
-    seen: std::collections::HashMap<(Party, u32), (u64, u64)>,
+    seen: HashMap<(Party, u32), (u64, u64)>,
     machine_start: (u64, u64),
     machine_last: (u64, u64),
-}
-
-fn machine_ticks() -> (u64, u64) {
-    std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| parse_machine_ticks(&s))
-        .unwrap_or((0, 0))
 }
 
 impl CpuTracker {
@@ -196,8 +174,8 @@ impl CpuTracker {
         let mut tracker = CpuTracker {
             broker_pids: broker_pids.to_vec(),
             relay_pid,
-            relay_backends: std::collections::HashSet::new(),
-            seen: std::collections::HashMap::new(),
+            relay_backends: HashSet::new(),
+            seen: HashMap::new(),
             machine_start: machine,
             machine_last: machine,
         };
@@ -282,56 +260,79 @@ impl CpuTracker {
 mod tests {
     use super::*;
 
-    #[test]
-    fn stat_ticks_survive_odd_process_names() {
-        let stat = "1234 (outbox (relay) x) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
-        assert_eq!(parse_stat_ticks(stat), Some(325));
-    }
-
-    #[test]
-    fn status_fields_in_kb() {
-        let status = "Name:\touter\nVmPeak:\t  99 kB\nVmHWM:\t   41234 kB\nVmRSS:\t 40000 kB\n";
-        assert_eq!(parse_status_kb(status, "VmHWM"), Some(41234));
-        assert_eq!(parse_status_kb(status, "VmRSS"), Some(40000));
-        assert_eq!(parse_status_kb(status, "VmSwap"), None);
-    }
-
-    #[test]
-    fn machine_ticks_count_idle_and_iowait_as_idle() {
-        let stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n";
-        assert_eq!(parse_machine_ticks(stat), Some((150, 1000)));
-    }
-
-    #[test]
-    fn listening_sockets_by_port() {
-        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-   0: 0100007F:19FA 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0\n\
-   1: 0100007F:19FA 0100007F:D0D0 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0\n\
-   2: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4444 1 0\n";
-        assert_eq!(parse_listening_inodes(tcp, 6650), vec![4242]);
-        assert_eq!(parse_listening_inodes(tcp, 8080), vec![4444]);
-    }
-
-    #[test]
-    fn tracker_counts_what_the_driver_used_since_start() {
-        let mut tracker = CpuTracker::start(None, &[]);
+    /// Burns CPU until this process used at least `ticks` more.
+    fn burn(ticks: u64) {
         let start = cpu_ticks(std::process::id()).unwrap();
         let mut x = 0u64;
-        while cpu_ticks(std::process::id()).unwrap() < start + 2 {
+        while cpu_ticks(std::process::id()).unwrap() < start + ticks {
             for i in 0..100_000u64 {
                 x = x.wrapping_mul(31).wrapping_add(i);
             }
         }
         std::hint::black_box(x);
-        tracker.sample();
-        let used = tracker.used();
-        assert!(used.driver > 0.0, "{used:?}");
-        assert_eq!(used.relay, 0.0);
     }
 
     #[test]
     fn own_process_is_readable() {
-        assert!(cpu_ticks(std::process::id()).is_some());
-        assert!(peak_rss_kb(std::process::id()).unwrap_or(0) > 0);
+        let me = std::process::id();
+        assert!(cpu_ticks(me).is_some());
+        assert!(peak_rss_kb(me).unwrap_or(0) > 0);
+        assert!(ticks_per_second() >= 1.0);
+        assert!(mem_total_gib().unwrap_or(0.0) > 0.0);
+        assert_eq!(
+            cpu_ticks(u32::MAX),
+            None,
+            "a pid that cannot exist reads as none"
+        );
+    }
+
+    #[test]
+    fn machine_ticks_grow_and_busy_stays_within_total() {
+        let before = machine_ticks();
+        burn(2);
+        let after = machine_ticks();
+        assert!(before.1 > 0 && before.0 <= before.1, "{before:?}");
+        assert!(
+            after.0 > before.0 && after.1 > before.1,
+            "{before:?} {after:?}"
+        );
+        assert!(after.0 - before.0 <= after.1 - before.1);
+    }
+
+    #[test]
+    fn peak_rss_resets_to_the_current_size() {
+        let me = std::process::id();
+        // 64 MiB touched, then freed (a block this large is unmapped when dropped).
+        let block = vec![1u8; 64 << 20];
+        std::hint::black_box(&block);
+        drop(block);
+        let peak = peak_rss_kb(me).unwrap();
+        assert!(reset_peak_rss(me), "cannot write /proc/{me}/clear_refs");
+        let after = peak_rss_kb(me).unwrap();
+        assert!(
+            after + 32 * 1024 < peak,
+            "peak {peak} kB, after reset {after} kB"
+        );
+    }
+
+    #[test]
+    fn the_owner_of_a_listening_socket_is_found() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let me = std::process::id();
+        assert_eq!(listening_on(&[me], port), vec![me]);
+        drop(listener);
+        assert!(listening_on(&[me], port).is_empty());
+    }
+
+    #[test]
+    fn tracker_counts_what_the_driver_used_since_start() {
+        let mut tracker = CpuTracker::start(None, &[]);
+        burn(2);
+        tracker.sample();
+        let used = tracker.used();
+        assert!(used.driver > 0.0, "{used:?}");
+        assert_eq!(used.relay, 0.0);
+        assert!(used.machine_busy >= used.driver * 0.5, "{used:?}");
     }
 }

@@ -5,6 +5,8 @@
 //! - [`Services::check`] tries PostgreSQL, the Pulsar admin API and the Pulsar binary
 //!   protocol, each with a short timeout, and fails with a [`ServiceError`] naming the
 //!   service, the URL (password hidden) and what to do;
+//! - admin REST calls (health, version, deleting topics) go through
+//!   [`outbox_adapters::pulsar::admin::request`], each bounded by a timeout;
 //! - [`ThrowawayDb::create`] makes a fresh database next to `DATABASE_URL` and migrates
 //!   it; [`ThrowawayDb::drop_now`] drops it with `WITH (FORCE)`. Callers drop it on
 //!   every path, including failures.
@@ -13,9 +15,8 @@ use std::time::Duration;
 
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use outbox_adapters::pulsar::admin;
 use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
-
-use crate::http;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -87,7 +88,7 @@ impl Services {
             reason,
             env: "PULSAR_ADMIN_URL",
         };
-        match http::request(
+        match admin::request(
             "GET",
             &self.admin_url,
             "/admin/v2/brokers/health",
@@ -111,7 +112,7 @@ impl Services {
     }
 
     pub async fn pulsar_version(&self) -> String {
-        match http::request(
+        match admin::request(
             "GET",
             &self.admin_url,
             "/admin/v2/brokers/version",
@@ -151,7 +152,7 @@ impl Services {
     /// Deletes a topic of the run (best effort: the caller only warns).
     pub async fn delete_topic(&self, topic: &str) -> Result<(), String> {
         let path = format!("/admin/v2/persistent/public/default/{topic}?force=true");
-        match http::request("DELETE", &self.admin_url, &path, Duration::from_secs(30)).await {
+        match admin::request("DELETE", &self.admin_url, &path, Duration::from_secs(30)).await {
             Ok(r) if r.status < 300 || r.status == 404 => Ok(()),
             Ok(r) => Err(format!("{} {}", r.status, r.body.trim())),
             Err(e) => Err(e.to_string()),

@@ -1,10 +1,72 @@
-//! What the relay asks the broker's admin REST API: whether deduplication is in force on
-//! a topic. Read once per topic and producer, off the hot path.
+//! The broker's admin REST API: what the relay asks (whether deduplication is in force
+//! on a topic, read once per topic and producer, off the hot path) and the one call
+//! underneath it, [`request`], which the load driver uses too (health, version,
+//! deleting topics).
 //!
-//! Contract: [`deduplication`] never fails; an unreachable admin API or an unexpected
-//! answer is [`Deduplication::Unknown`] with the reason, so publishing never waits on it.
+//! Contract:
+//! - [`request`] is one blocking `ureq` call on the blocking pool, bounded as a whole
+//!   (connect, send, read) by its timeout; any HTTP status is an answer, and only a
+//!   call that got none is an [`AdminError`], naming the URL and what went wrong;
+//! - [`deduplication`] never fails; an unreachable admin API or an unexpected answer is
+//!   [`Deduplication::Unknown`] with the reason, so publishing never waits on it.
 
 use std::time::Duration;
+
+use ureq::OrAnyStatus;
+
+/// An admin API answer: the HTTP status and the body as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// An admin call that got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{method} {url}: {reason}")]
+pub struct AdminError {
+    pub method: String,
+    pub url: String,
+    pub reason: String,
+}
+
+/// `method` `admin_url` + `path`, e.g. `request("GET", "http://127.0.0.1:8080",
+/// "/admin/v2/brokers/health", timeout)`; `path` starts with `/` and may carry a query.
+pub async fn request(
+    method: &str,
+    admin_url: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<AdminResponse, AdminError> {
+    let url = format!("{}{path}", admin_url.trim_end_matches('/'));
+    let failed = {
+        let (method, url) = (method.to_owned(), url.clone());
+        move |reason: String| AdminError {
+            method,
+            url,
+            reason,
+        }
+    };
+    let call = {
+        let method = method.to_owned();
+        move || {
+            let agent = ureq::AgentBuilder::new().timeout(timeout).build();
+            // 4xx and 5xx are answers too: the caller decides what they mean.
+            let response = agent
+                .request(&method, &url)
+                .call()
+                .or_any_status()
+                .map_err(|transport| without_url(&transport))?;
+            let status = response.status();
+            let body = response.into_string().map_err(|e| e.to_string())?;
+            Ok(AdminResponse { status, body })
+        }
+    };
+    match tokio::task::spawn_blocking(call).await {
+        Ok(answer) => answer.map_err(failed),
+        Err(join) => Err(failed(format!("the call did not finish: {join}"))),
+    }
+}
 
 /// Whether the broker drops re-sent messages of a producer name (Pulsar's
 /// `brokerDeduplicationEnabled`, per namespace or topic).
@@ -36,29 +98,31 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
 pub async fn deduplication(admin_url: &str, full_topic: &str) -> Deduplication {
     let Some(path) = full_topic
         .strip_prefix("persistent://")
-        .map(|rest| format!("persistent/{rest}"))
+        .map(|rest| format!("/admin/v2/persistent/{rest}/deduplicationEnabled?applied=true"))
     else {
         return Deduplication::Unknown(format!("not a persistent topic: {full_topic}"));
     };
-    let url = format!(
-        "{}/admin/v2/{path}/deduplicationEnabled?applied=true",
-        admin_url.trim_end_matches('/')
-    );
-    let answer = tokio::task::spawn_blocking(move || {
-        let agent = ureq::AgentBuilder::new().timeout(ADMIN_TIMEOUT).build();
-        agent
-            .get(&url)
-            .call()
-            .map_err(|e| e.to_string())?
-            .into_string()
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    match answer {
-        Ok(Ok(body)) => parse(&body),
-        Ok(Err(reason)) => Deduplication::Unknown(format!("admin API: {reason}")),
-        Err(join) => Deduplication::Unknown(format!("admin API check failed: {join}")),
+    match request("GET", admin_url, &path, ADMIN_TIMEOUT).await {
+        Ok(answer) if answer.status == 200 => parse(&answer.body),
+        Ok(answer) => Deduplication::Unknown(format!(
+            "admin API answered {} {:?}",
+            answer.status,
+            answer.body.trim().chars().take(80).collect::<String>()
+        )),
+        Err(e) => Deduplication::Unknown(format!("admin API: {e}")),
     }
+}
+
+/// What went wrong, without the URL (which [`AdminError`] names once).
+fn without_url(transport: &ureq::Transport) -> String {
+    let mut text = transport.kind().to_string();
+    if let Some(message) = transport.message() {
+        text = format!("{text}: {message}");
+    }
+    if let Some(source) = std::error::Error::source(transport) {
+        text = format!("{text}: {source}");
+    }
+    text
 }
 
 fn parse(body: &str) -> Deduplication {
@@ -85,6 +149,43 @@ mod tests {
             Deduplication::Unknown(_)
         ));
         assert!(matches!(parse(""), Deduplication::Unknown(_)));
+    }
+
+    #[tokio::test]
+    async fn a_call_without_an_answer_names_the_url() {
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let error = request(
+            "DELETE",
+            "http://127.0.0.1:1/",
+            "/admin/v2/brokers/health",
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.starts_with("DELETE http://127.0.0.1:1/admin/v2/brokers/health: "),
+            "{text}"
+        );
+        assert_eq!(text.matches("127.0.0.1:1").count(), 1, "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_costs_the_timeout_only() {
+        // The kernel accepts the connection; nobody ever reads or writes.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", silent.local_addr().unwrap());
+        let started = std::time::Instant::now();
+        let error = request(
+            "GET",
+            &base,
+            "/admin/v2/brokers/version",
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{error}");
+        assert!(error.reason.contains("timed out"), "{error}");
     }
 
     #[tokio::test]

@@ -1,5 +1,12 @@
 //! Reading outbox events back from Pulsar: the consumer side of the message contract.
 //! Used by the tests, the demo and the load driver; services can use it too.
+//!
+//! Contract: [`EventConsumer`] acknowledges only what it has handed out. A broker batch
+//! is one entry of the topic's ledger, and the broker takes an acknowledgement without
+//! an ack set (this client sends none) for the whole entry, whatever its batch index; so
+//! an entry is acknowledged only once its last message has been handed out. A consumer
+//! dropped in the middle of a batch (a resubscribe, see [`super::ResubscribingConsumer`])
+//! gets the whole batch again: duplicates, never a gap.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,6 +48,9 @@ pub enum ConsumeError {
     Receive(String),
     #[error("message {message_id} is not an outbox event: {reason}")]
     NotAnOutboxEvent { message_id: String, reason: String },
+    /// A [`super::ResubscribingConsumer`] spent its resubscribes.
+    #[error("consumer keeps failing after {resubscribes} resubscribes: {last}")]
+    GaveUp { resubscribes: u32, last: String },
 }
 
 /// A received message's properties as a map.
@@ -75,16 +85,29 @@ pub(crate) async fn build_consumer(
 /// the consumer and the broker as much as receiving.
 const ACK_EVERY: u32 = 256;
 
-/// A subscription that acknowledges as it hands messages out: cumulatively on an
-/// exclusive or failover subscription (after a reconnect up to [`ACK_EVERY`] messages
-/// may be delivered again), one by one on a shared or key-shared one, where the broker
-/// does not accept cumulative acknowledgements.
+/// Whether a message is the last of its broker entry: a message outside a batch, or the
+/// last member of a batch (members arrive in index order). Only then may the entry be
+/// acknowledged.
+fn ends_its_entry(batch_index: Option<i32>, batch_size: Option<i32>) -> bool {
+    match (batch_index, batch_size) {
+        (Some(index), Some(size)) => index + 1 >= size,
+        _ => true,
+    }
+}
+
+/// A subscription that acknowledges as it hands messages out, whole entries only (see
+/// the module docs): cumulatively on an exclusive or failover subscription (after a
+/// reconnect up to [`ACK_EVERY`] messages, plus the rest of a batch, may be delivered
+/// again), entry by entry on a shared or key-shared one, where the broker does not
+/// accept cumulative acknowledgements.
 pub struct EventConsumer {
     consumer: Consumer<Vec<u8>, TokioExecutor>,
     cumulative: bool,
+    /// Messages handed out since the last cumulative acknowledgement.
     unacked: u32,
-    /// Topic and id of the last message handed out and not acknowledged yet.
-    last_id: Option<(String, pulsar::message::proto::MessageIdData)>,
+    /// Per topic, the id of the last message handed out that ended its entry, not
+    /// acknowledged yet (cumulative mode only).
+    complete: HashMap<String, pulsar::message::proto::MessageIdData>,
 }
 
 impl std::fmt::Debug for EventConsumer {
@@ -131,13 +154,14 @@ impl EventConsumer {
             consumer,
             cumulative: matches!(sub_type, SubType::Exclusive | SubType::Failover),
             unacked: 0,
-            last_id: None,
+            complete: HashMap::new(),
         })
     }
 
+    /// Acknowledges, per topic, every entry handed out whole.
     async fn ack_pending(&mut self) -> Result<(), ConsumeError> {
-        if let Some((topic, id)) = self.last_id.take() {
-            self.unacked = 0;
+        self.unacked = 0;
+        for (topic, id) in std::mem::take(&mut self.complete) {
             self.consumer
                 .cumulative_ack_with_id(&topic, id)
                 .await
@@ -157,13 +181,21 @@ impl EventConsumer {
             Ok(Ok(None)) => return Err(ConsumeError::Receive("the consumer stream ended".into())),
             Ok(Ok(Some(message))) => message,
         };
+        let ends_entry = ends_its_entry(
+            message.message_id().batch_index,
+            message.message_id.batch_size,
+        );
         if self.cumulative {
-            self.last_id = Some((message.topic.clone(), message.message_id().clone()));
+            if ends_entry {
+                self.complete
+                    .insert(message.topic.clone(), message.message_id().clone());
+            }
             self.unacked += 1;
             if self.unacked >= ACK_EVERY {
                 self.ack_pending().await?;
             }
-        } else {
+        } else if ends_entry {
+            // Acknowledges the whole entry, every member of which is handed out by now.
             self.consumer
                 .ack(&message)
                 .await
@@ -198,5 +230,19 @@ impl EventConsumer {
             payload: message.payload.data.clone(),
             properties,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_member_of_a_batch_ends_its_entry() {
+        assert!(ends_its_entry(None, None), "a message outside a batch");
+        assert!(ends_its_entry(Some(0), Some(1)));
+        assert!(!ends_its_entry(Some(0), Some(3)));
+        assert!(!ends_its_entry(Some(1), Some(3)));
+        assert!(ends_its_entry(Some(2), Some(3)));
     }
 }

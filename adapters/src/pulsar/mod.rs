@@ -15,6 +15,7 @@ pub(crate) mod consume;
 pub mod engine;
 mod error;
 mod publisher;
+mod resubscribe;
 mod topic;
 
 pub use admin::Deduplication;
@@ -22,6 +23,7 @@ pub use config::{Compression, ProducerKind, PulsarConfig, Secret};
 pub use consume::{properties_of, ConsumeError, EventConsumer, ReceivedEvent};
 pub use error::{PublishError, TopicError};
 pub use publisher::{connect, encoded_size, to_message, PublishOutcome, PulsarPublisher};
+pub use resubscribe::{ResubscribePolicy, ResubscribingConsumer};
 pub use topic::full_topic_name;
 
 /// Message property carrying the event's unique id.

@@ -8,9 +8,12 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use outbox_adapters::pulsar::{EventConsumer, ReceivedEvent};
+use outbox_adapters::pulsar::{
+    ConsumeError, ReceivedEvent, ResubscribePolicy, ResubscribingConsumer,
+};
 use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
 use outbox_adapters::verify::DeliveryLedger;
+use outbox_adapters::PulsarConfig;
 use outbox_engine::RelayConfig;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://outbox:outbox@127.0.0.1:55432/outbox";
@@ -139,23 +142,40 @@ pub async fn pulsar() -> Pulsar<TokioExecutor> {
         })
 }
 
-/// A durable subscription that survives broker restarts: on a receive error it
-/// subscribes again under the same name and goes on from the broker's cursor.
+/// A durable subscription that survives broker restarts (the adapters'
+/// [`ResubscribingConsumer`]: on a receive error it subscribes again under the same name
+/// and goes on from the broker's cursor, up to 50 times), collecting what arrives. A
+/// consumer that keeps failing fails the test.
 pub struct Subscription {
-    topics: Vec<String>,
-    name: String,
-    consumer: EventConsumer,
+    consumer: ResubscribingConsumer,
     pub ledger: DeliveryLedger,
     pub events: Vec<ReceivedEvent>,
     pub resubscribes: u32,
 }
 
+/// Subscribes, retrying for up to 60 s: right after a broker restart (the fault suite
+/// restarts it) the bookie may refuse new ledgers for a moment. Each retry and
+/// resubscribe connects a new client.
 pub async fn subscribe(topics: &[&str]) -> Subscription {
-    let name = unique("sub");
-    let consumer = open_consumer(topics, &name).await;
+    let policy = ResubscribePolicy {
+        max_resubscribes: 50,
+        pause: Duration::from_secs(1),
+        reconnect: Some(PulsarConfig {
+            url: pulsar_url(),
+            ..Default::default()
+        }),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let consumer = ResubscribingConsumer::subscribe_until(
+        pulsar().await,
+        topics,
+        &unique("sub"),
+        policy,
+        deadline,
+    )
+    .await
+    .unwrap_or_else(|error| panic!("cannot subscribe: {error}"));
     Subscription {
-        topics: topics.iter().map(|t| t.to_string()).collect(),
-        name,
         consumer,
         ledger: DeliveryLedger::default(),
         events: Vec::new(),
@@ -163,43 +183,19 @@ pub async fn subscribe(topics: &[&str]) -> Subscription {
     }
 }
 
-/// Subscribes, retrying for up to 60 s: right after a broker restart (the fault suite
-/// restarts it) the bookie may refuse new ledgers for a moment.
-async fn open_consumer(topics: &[&str], name: &str) -> EventConsumer {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let client = pulsar().await;
-        match EventConsumer::subscribe(&client, topics, name).await {
-            Ok(consumer) => return consumer,
-            Err(error) if Instant::now() < deadline => {
-                tracing::warn!(%error, "cannot subscribe yet; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(error) => panic!("cannot subscribe: {error}"),
-        }
-    }
-}
-
 impl Subscription {
+    /// The next event, `None` after `wait` without one; a message that is not an outbox
+    /// event is skipped (with a warning), and a consumer that keeps failing panics.
     async fn next(&mut self, wait: Duration) -> Option<ReceivedEvent> {
         loop {
-            match self.consumer.next(wait).await {
+            let answer = self.consumer.next(wait).await;
+            self.resubscribes = self.consumer.resubscribes();
+            match answer {
                 Ok(event) => return event,
-                Err(error) => {
-                    assert!(self.resubscribes < 50, "consumer keeps failing: {error}");
-                    self.resubscribes += 1;
-                    tracing::warn!(%error, "consumer failed; subscribing again");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-                    let client = Pulsar::builder(pulsar_url(), TokioExecutor).build().await;
-                    if let Ok(client) = client {
-                        if let Ok(consumer) =
-                            EventConsumer::subscribe(&client, &topics, &self.name).await
-                        {
-                            self.consumer = consumer;
-                        }
-                    }
+                Err(error @ ConsumeError::NotAnOutboxEvent { .. }) => {
+                    tracing::warn!(%error, "skipping a message that is not an outbox event");
                 }
+                Err(error) => panic!("{error}"),
             }
         }
     }
