@@ -16,6 +16,8 @@ pub mod config;
 pub mod enqueue;
 pub mod lease;
 pub mod metrics;
+// Range leases are the relay's internal coordination, public only for the engine's tests.
+#[doc(hidden)]
 pub mod relay;
 pub mod replay;
 pub mod slots;

@@ -14,6 +14,8 @@
 //! the service's actix system. The `outbox-relay` binary is a thin shell around it.
 
 mod acker;
+// Hot-path conversions, public only for the engine's tests and benches.
+#[doc(hidden)]
 pub mod batch;
 mod builder;
 mod cycle;

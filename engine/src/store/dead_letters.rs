@@ -1,10 +1,10 @@
 //! Dead letters and per-key quarantine (migration 000009, docs/operations.md).
 //!
 //! Contract:
-//! - the relay side ([`quarantined`], [`hold`], [`release_entries`], [`finish_release`],
-//!   [`release_failed`]) is used by the partition that owns the key's slot; every write is
-//!   fenced by the range's lease epoch, like progress. A key is quarantined by
-//!   [`super::park`] together with its dead letter;
+//! - the relay side (`quarantined`, `hold`, `release_entries`, `finish_release`,
+//!   `release_failed`) is used by the partition that owns the key's slot; every write is
+//!   fenced by the range's lease epoch, like progress. A key is quarantined by the
+//!   relay's `park` together with its dead letter;
 //! - the operator side ([`entries`], [`request_release`], [`skip`]) never publishes and
 //!   never deletes an event: it marks entries and asks the owning relay to release the
 //!   key, so the key's events still leave in sequence order through one partition;
@@ -21,8 +21,13 @@ use super::{EventRow, StoreError};
 use crate::lease::Lease;
 use crate::slots::SlotRange;
 
+// The relay side below (`QuarantinedKey` .. `release_failed`) is `#[doc(hidden)]`: it is
+// called by the partition that holds the range's lease, public only for the engine's
+// tests. Operators use the operator side further down.
+
 /// A quarantined key of a range, as the owning relay sees it.
 #[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+#[doc(hidden)]
 pub struct QuarantinedKey {
     #[diesel(sql_type = Text)]
     pub key: String,
@@ -32,6 +37,7 @@ pub struct QuarantinedKey {
 
 /// The quarantined keys of `range`. One index probe; the relay asks only while some key
 /// of its range is quarantined, and once when it takes the range.
+#[doc(hidden)]
 pub async fn quarantined(
     conn: &mut AsyncPgConnection,
     range: SlotRange,
@@ -48,6 +54,7 @@ pub async fn quarantined(
 
 /// Copies events of quarantined keys to `outbox_parked`, each held behind its key's dead
 /// letter; fenced. The range then moves past them like past published events.
+#[doc(hidden)]
 pub async fn hold(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
@@ -81,6 +88,7 @@ pub async fn hold(
 }
 
 /// The unresolved entries of `key` in sequence order, as events to publish.
+#[doc(hidden)]
 pub async fn release_entries(
     conn: &mut AsyncPgConnection,
     key: &str,
@@ -98,6 +106,7 @@ pub async fn release_entries(
 
 /// Marks `seqs` (published by a release) as replayed; when `lift`, the key leaves
 /// quarantine. Fenced.
+#[doc(hidden)]
 pub async fn finish_release(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
@@ -130,6 +139,7 @@ pub async fn finish_release(
 
 /// A released entry failed for good again: count the attempt, keep the key quarantined
 /// and withdraw the release request (the operator decides again). Fenced.
+#[doc(hidden)]
 pub async fn release_failed(
     conn: &mut AsyncPgConnection,
     lease: &Lease,

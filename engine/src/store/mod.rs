@@ -2,10 +2,10 @@
 //! acknowledgements, parking, and status. SQL lives here and nowhere else.
 //!
 //! Contract of the relay queries (storage v2, see `relay_queries`):
-//! - [`read_page`] returns the next events of a range's batch in sequence order: the
+//! - `read_page` returns the next events of a range's batch in sequence order: the
 //!   events whose transaction became visible between two snapshots. A transaction that
 //!   commits late simply lands in a later batch, so nothing is skipped.
-//! - [`save_progress`] records the range's position in one fenced statement. Its commit
+//! - `save_progress` records the range's position in one fenced statement. Its commit
 //!   is asynchronous (`synchronous_commit = off` on relay connections): losing it in a
 //!   database crash only republishes those events.
 //! - Published rows are never updated or deleted one by one; [`retention`] retires whole
@@ -13,6 +13,8 @@
 
 pub mod dead_letters;
 mod error;
+// The relay's membership and lease queries, public only for the engine's tests.
+#[doc(hidden)]
 pub mod leases;
 mod migrate;
 pub mod pause;

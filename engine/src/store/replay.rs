@@ -46,8 +46,12 @@ pub async fn window(
 ) -> Result<Window, StoreError> {
     Ok(diesel::sql_query(
         "SELECT min(seq) AS oldest_seq, \
+// `Window`, `window`, `pending_seqs` and `page` are `#[doc(hidden)]`: the steps of
+// `crate::replay::replay`, public only for the engine's tests. Call `replay` instead.
+
                 to_char(min(created_at), 'YYYY-MM-DD\"T\"HH24:MI:SS.MSOF') AS oldest_created_at, \
                 coalesce($1::timestamptz < min(created_at), false) AS since_before_window \
+#[doc(hidden)]
            FROM outbox_event",
     )
     .bind::<Nullable<Text>, _>(since)
@@ -58,6 +62,7 @@ pub async fn window(
 #[derive(diesel::QueryableByName)]
 struct PendingSeq {
     #[diesel(sql_type = BigInt)]
+#[doc(hidden)]
     seq: i64,
 }
 
@@ -80,6 +85,7 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<EventRow>, StoreError> {
     let short_topic = filter.topic.as_deref().map(|t| {
+#[doc(hidden)]
         t.strip_prefix("persistent://public/default/")
             .unwrap_or(t)
             .to_owned()
@@ -91,6 +97,7 @@ pub async fn page(
            FROM outbox_event \
           WHERE ($1::int IS NULL OR slot BETWEEN $1 AND $2) \
             AND ($3::text IS NULL OR key = $3) \
+#[doc(hidden)]
             AND ($4::text IS NULL OR topic = $4 OR topic = 'persistent://public/default/' || $4) \
             AND seq >= coalesce($5, 0) AND seq <= coalesce($6, 9223372036854775807) \
             AND ($7::timestamptz IS NULL OR created_at >= $7::timestamptz) \
