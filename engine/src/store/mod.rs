@@ -68,6 +68,8 @@ pub enum SessionKind {
     /// republishes), a recognisable application name, and transactions left idle for
     /// longer than this ended by the server.
     Relay {
+        /// `idle_in_transaction_session_timeout`, in milliseconds: the server ends a
+        /// transaction left idle for longer.
         idle_in_transaction_ms: u64,
         /// No statement runs longer (a hung one fails its cycle, which is retried).
         statement_timeout_ms: u64,
@@ -82,7 +84,22 @@ pub enum SessionKind {
 
 /// Builds a pool after opening one connection the same way, so that a bad URL,
 /// credentials or setup fail here with the driver's own message (the pool would only
-/// report a timeout).
+/// report a timeout). TLS is configured in the URL ([`tls`]). `size` is the most
+/// connections the pool opens; they are opened on demand.
+///
+/// A service that enqueues can use it for its own connections, and hand it to the relay
+/// ([`crate::RelayBuilder`]):
+///
+/// ```no_run
+/// # async fn f() -> Result<(), outbox_engine::StoreError> {
+/// use outbox_engine::store::{self, SessionKind};
+///
+/// let pool = store::pool("postgres://app:secret@db:5432/orders", 8, SessionKind::Plain).await?;
+/// let mut conn = pool.get().await?;
+/// # let _ = &mut conn;
+/// # Ok(())
+/// # }
+/// ```
 pub async fn pool(url: &str, size: u32, kind: SessionKind) -> Result<Pool, StoreError> {
     let target = tls::Target::parse(url)?;
     let mut probe = target.connect().await?;

@@ -15,21 +15,43 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::{EventRow, StoreError};
 use crate::slots::SlotRange;
 
-/// What to replay. At least one of range, key and topic must be given (the CLI checks).
+/// What to replay: the conditions given all apply. At least one of `range`, `key` and
+/// `topic` must be given ([`crate::replay::replay`] refuses otherwise).
+///
+/// ```
+/// use outbox_engine::store::replay::ReplayFilter;
+///
+/// // Everything of key `order-42` from seq 1000 on.
+/// let filter = ReplayFilter {
+///     key: Some("order-42".into()),
+///     from_seq: Some(1_000),
+///     ..ReplayFilter::default()
+/// };
+/// # assert!(filter.range.is_none());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplayFilter {
+    /// Events whose key's slot lies in this range; `None`: any slot.
     pub range: Option<SlotRange>,
+    /// Events of this key only; `None`: any key.
     pub key: Option<String>,
     /// As enqueued: a short name or a full `persistent://` name.
     pub topic: Option<String>,
+    /// First sequence number, included; `None`: from the oldest retained event. Before
+    /// the retention window it is an error, not a partial replay.
     pub from_seq: Option<i64>,
     /// An RFC 3339 time: events of transactions started at or after it.
     pub since: Option<String>,
+    /// Last sequence number, included; `None`: up to the newest published event.
     pub to_seq: Option<i64>,
 }
 
+// `Window`, `window`, `pending_seqs` and `page` are `#[doc(hidden)]`: the steps of
+// `crate::replay::replay`, public only for the engine's tests. Call `replay` instead.
+
 /// The oldest event still retained: the replay window starts there.
 #[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+#[doc(hidden)]
 pub struct Window {
     #[diesel(sql_type = Nullable<BigInt>)]
     pub oldest_seq: Option<i64>,
@@ -40,18 +62,15 @@ pub struct Window {
     pub since_before_window: bool,
 }
 
+#[doc(hidden)]
 pub async fn window(
     conn: &mut AsyncPgConnection,
     since: Option<&str>,
 ) -> Result<Window, StoreError> {
     Ok(diesel::sql_query(
         "SELECT min(seq) AS oldest_seq, \
-// `Window`, `window`, `pending_seqs` and `page` are `#[doc(hidden)]`: the steps of
-// `crate::replay::replay`, public only for the engine's tests. Call `replay` instead.
-
                 to_char(min(created_at), 'YYYY-MM-DD\"T\"HH24:MI:SS.MSOF') AS oldest_created_at, \
                 coalesce($1::timestamptz < min(created_at), false) AS since_before_window \
-#[doc(hidden)]
            FROM outbox_event",
     )
     .bind::<Nullable<Text>, _>(since)
@@ -62,11 +81,11 @@ pub async fn window(
 #[derive(diesel::QueryableByName)]
 struct PendingSeq {
     #[diesel(sql_type = BigInt)]
-#[doc(hidden)]
     seq: i64,
 }
 
 /// Sequence numbers not yet published: excluded from a replay.
+#[doc(hidden)]
 pub async fn pending_seqs(
     conn: &mut AsyncPgConnection,
 ) -> Result<std::collections::HashSet<i64>, StoreError> {
@@ -78,6 +97,7 @@ pub async fn pending_seqs(
 
 /// The next page of matching retained events after `after_seq`, in sequence order
 /// (pending ones included: the caller drops them with [`pending_seqs`]).
+#[doc(hidden)]
 pub async fn page(
     conn: &mut AsyncPgConnection,
     filter: &ReplayFilter,
@@ -85,7 +105,6 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<EventRow>, StoreError> {
     let short_topic = filter.topic.as_deref().map(|t| {
-#[doc(hidden)]
         t.strip_prefix("persistent://public/default/")
             .unwrap_or(t)
             .to_owned()
@@ -97,7 +116,6 @@ pub async fn page(
            FROM outbox_event \
           WHERE ($1::int IS NULL OR slot BETWEEN $1 AND $2) \
             AND ($3::text IS NULL OR key = $3) \
-#[doc(hidden)]
             AND ($4::text IS NULL OR topic = $4 OR topic = 'persistent://public/default/' || $4) \
             AND seq >= coalesce($5, 0) AND seq <= coalesce($6, 9223372036854775807) \
             AND ($7::timestamptz IS NULL OR created_at >= $7::timestamptz) \
