@@ -57,7 +57,7 @@ pub struct PulsarConfig {
     /// own producer, with a stable name per range and sequence ids from the outbox, so
     /// that with deduplication enabled on the namespace a crash, restart or takeover
     /// publishes nothing twice (docs/guarantees.md). Without deduplication on the broker
-    /// both are at-least-once. `engine` speaks plain `pulsar://` and sends uncompressed.
+    /// both are at-least-once. `engine` sends uncompressed.
     pub producer: ProducerKind,
     /// End a broker batch wherever the key changes (engine producer only), so that every
     /// batch carries its key and `Key_Shared` subscriptions route each key to one
@@ -120,8 +120,7 @@ pub enum ProducerKind {
     /// The `pulsar` crate's producer: at-least-once; honours [`PulsarConfig::compression`].
     Stock,
     /// The engine's own producer (the default): stable names and sequence ids, so that
-    /// with broker deduplication on nothing is published twice. Plain `pulsar://` only,
-    /// uncompressed.
+    /// with broker deduplication on nothing is published twice. Sends uncompressed.
     #[default]
     Engine,
 }

@@ -34,7 +34,8 @@ const PROTOCOL_VERSION: i32 = 19;
 /// What went wrong on the wire.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WireError {
-    /// The broker could not be reached, or its URL is not a plain `pulsar://` one.
+    /// The broker could not be reached, the TLS handshake failed (the reason says what to
+    /// check), or the URL is not `pulsar://` or `pulsar+ssl://`.
     #[error("cannot connect to {address}: {reason}")]
     Connect {
         /// `host:port`, or the URL as given when it is unusable.
@@ -78,7 +79,10 @@ type Sink = SplitSink<Framed<Box<dyn Stream>, Codec>, Frame>;
 /// connector for `pulsar+ssl://` URLs.
 #[derive(Clone, Default)]
 pub struct Dial {
+    /// The Pulsar authentication token (JWT) presented at connect; `None`: none.
     pub token: Option<Vec<u8>>,
+    /// The connector for `pulsar+ssl://` URLs ([`super::tls::connector`]); `None`
+    /// refuses them with [`WireError::Connect`].
     pub tls: Option<tokio_native_tls::TlsConnector>,
 }
 
