@@ -13,7 +13,9 @@ pub struct OutgoingEvent {
     pub key: String,
     /// Topic as enqueued: a short name or a full `persistent://tenant/ns/topic`.
     pub topic: String,
+    /// What happened (`OrderPlaced`); published as the `event_type` property.
     pub event_type: String,
+    /// The event's body, published unchanged as the message payload.
     pub payload: Vec<u8>,
     /// Application headers, published as message properties.
     pub headers: BTreeMap<String, String>,

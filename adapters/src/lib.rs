@@ -7,6 +7,8 @@
 //! engine records only that prefix as published, so a failure never opens a gap or lets
 //! a later event of a key overtake an earlier one.
 
+#![warn(missing_docs)]
+
 pub mod event;
 pub mod inbox;
 pub mod pulsar;

@@ -10,30 +10,54 @@ use std::collections::{HashMap, HashSet};
 /// One message as the checker needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    /// The message key (the event's ordering key).
     pub key: String,
+    /// The `seq` property.
     pub seq: i64,
 }
 
 /// A first delivery of `key` that came after a higher sequence number of the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reorder {
+    /// The key whose order broke.
     pub key: String,
+    /// The event that came late.
     pub seq: i64,
+    /// The higher sequence number of the same key received before it.
     pub after_seq: i64,
 }
 
 /// Running tally of a stream.
+///
+/// ```
+/// use outbox_adapters::verify::{Delivery, DeliveryLedger};
+///
+/// let mut ledger = DeliveryLedger::default();
+/// for (key, seq) in [("a", 1), ("b", 2), ("a", 4), ("a", 4), ("b", 5)] {
+///     ledger.record(Delivery { key: key.into(), seq });
+/// }
+/// assert_eq!((ledger.received, ledger.distinct(), ledger.duplicates), (5, 4, 1));
+/// assert!(ledger.reorders.is_empty());
+/// assert_eq!(ledger.missing(&[1, 2, 3, 4, 5]), vec![3]);
+///
+/// ledger.record(Delivery { key: "a".into(), seq: 3 }); // after a's 4: out of order
+/// assert_eq!(ledger.reorders[0].after_seq, 4);
+/// ```
 #[derive(Debug, Default)]
 pub struct DeliveryLedger {
     last_by_key: HashMap<String, i64>,
     seen: HashSet<i64>,
     /// Messages received, duplicates included.
     pub received: u64,
+    /// Messages whose sequence number was received before (redeliveries).
     pub duplicates: u64,
+    /// First deliveries that came after a higher sequence number of their key.
     pub reorders: Vec<Reorder>,
 }
 
 impl DeliveryLedger {
+    /// Counts one received message: a duplicate if its `seq` was seen, else checked
+    /// against the last first delivery of its key.
     pub fn record(&mut self, delivery: Delivery) {
         self.received += 1;
         if !self.seen.insert(delivery.seq) {
@@ -60,6 +84,7 @@ impl DeliveryLedger {
         self.seen.len()
     }
 
+    /// Whether `seq` was received at least once.
     pub fn has_seen(&self, seq: i64) -> bool {
         self.seen.contains(&seq)
     }

@@ -11,28 +11,72 @@ use serde::{Deserialize, Serialize};
 
 use crate::slots::SLOT_COUNT;
 
+/// Default of [`RelayConfig::database_url`]: the local development cluster that
+/// `scripts/services/pg.sh` starts. Set your own outside development.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://outbox:outbox@127.0.0.1:55432/outbox";
+/// Default of [`RelayConfig::partitions`].
 pub const DEFAULT_PARTITIONS: u32 = 4;
+/// Default of [`RelayConfig::batch_size`], in events.
 pub const DEFAULT_BATCH_SIZE: u32 = 1_000;
+/// Default of [`RelayConfig::pool_size`], in connections.
 pub const DEFAULT_POOL_SIZE: u32 = 12;
+/// Default of [`RelayConfig::wakeup_interval_ms`], in milliseconds.
 pub const DEFAULT_WAKEUP_INTERVAL_MS: u64 = 2;
+/// Default of [`RelayConfig::idle_poll_min_ms`], in milliseconds.
 pub const DEFAULT_IDLE_POLL_MIN_MS: u64 = 1;
+/// Default of [`RelayConfig::idle_poll_max_ms`], in milliseconds.
 pub const DEFAULT_IDLE_POLL_MAX_MS: u64 = 100;
+/// Default of [`RelayConfig::retry_backoff_min_ms`], in milliseconds.
 pub const DEFAULT_RETRY_BACKOFF_MIN_MS: u64 = 100;
+/// Default of [`RelayConfig::retry_backoff_max_ms`], in milliseconds.
 pub const DEFAULT_RETRY_BACKOFF_MAX_MS: u64 = 2_000;
+/// Default of [`RelayConfig::max_consecutive_failures`].
 pub const DEFAULT_MAX_CONSECUTIVE_FAILURES: u32 = 5;
+/// Default of [`RelayConfig::shutdown_timeout_ms`], in milliseconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
+/// Default of [`RelayConfig::worker_threads`].
 pub const DEFAULT_WORKER_THREADS: usize = 2;
+/// Default of [`RelayConfig::lease_ms`], in milliseconds.
 pub const DEFAULT_LEASE_MS: u64 = 10_000;
+/// Default of [`RelayConfig::lease_renew_interval_ms`], in milliseconds.
 pub const DEFAULT_LEASE_RENEW_INTERVAL_MS: u64 = 1_000;
+/// Default of [`RelayConfig::cycle_timeout_ms`], in milliseconds.
 pub const DEFAULT_CYCLE_TIMEOUT_MS: u64 = 60_000;
+/// Default of [`RelayConfig::max_event_attempts`].
 pub const DEFAULT_MAX_EVENT_ATTEMPTS: u32 = 10;
+/// Default of [`RelayConfig::topic_refusal_grace_ms`], in milliseconds.
 pub const DEFAULT_TOPIC_REFUSAL_GRACE_MS: u64 = 60_000;
+/// Default of [`RelayConfig::max_partition_restarts`].
 pub const DEFAULT_MAX_PARTITION_RESTARTS: u32 = 5;
+/// Default of [`RelayConfig::retention_ms`], in milliseconds (24 hours).
 pub const DEFAULT_RETENTION_MS: u64 = 24 * 3_600_000;
+/// Default of [`RelayConfig::maintenance_interval_ms`], in milliseconds.
 pub const DEFAULT_MAINTENANCE_INTERVAL_MS: u64 = 5_000;
 
-/// Everything the relay needs to run.
+/// Everything the relay needs to run. Start from [`RelayConfig::default`] and set what
+/// differs; [`Relay::start`](crate::Relay::start) validates it.
+///
+/// ```
+/// # fn main() -> Result<(), outbox_engine::ConfigError> {
+/// use outbox_engine::{PulsarConfig, RelayConfig};
+///
+/// let config = RelayConfig {
+///     database_url: "postgres://relay:secret@db.internal:5432/orders".into(),
+///     partitions: 8,
+///     pulsar: PulsarConfig {
+///         url: "pulsar://broker.internal:6650".into(),
+///         ..PulsarConfig::default()
+///     },
+///     ..RelayConfig::default()
+/// };
+/// config.validate()?;
+/// // 8 partitions need at least 2 x 8 + 3 connections: the pool grows to fit.
+/// assert_eq!(config.effective_pool_size(), 19);
+/// // The password never reaches logs.
+/// assert!(!format!("{config:?}").contains("secret"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
@@ -182,10 +226,25 @@ impl Default for RelayConfig {
 /// A configuration that cannot be used; the message names the field or file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file could not be read (missing, no permission): fix the path.
     #[error("cannot read config file {path}: {reason}")]
-    Read { path: String, reason: String },
+    Read {
+        /// The file as given.
+        path: String,
+        /// The operating system's error.
+        reason: String,
+    },
+    /// The config file is not valid TOML for [`RelayConfig`] (a syntax error, a wrong
+    /// type, or an unknown key, which is refused rather than ignored).
     #[error("config file {path} is invalid: {reason}")]
-    Parse { path: String, reason: String },
+    Parse {
+        /// The file as given.
+        path: String,
+        /// The parser's message, naming the key and line.
+        reason: String,
+    },
+    /// A value is out of range or contradicts another; the message names the field and
+    /// the accepted range.
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -220,12 +279,40 @@ impl RelayConfig {
     }
 
     /// Parses TOML text on top of the defaults. Needs the `config-file` feature.
+    ///
+    /// ```
+    /// use outbox_engine::RelayConfig;
+    ///
+    /// let config = RelayConfig::from_toml("partitions = 8\n[pulsar]\nbatching = false\n")?;
+    /// assert_eq!(config.partitions, 8);
+    /// assert!(!config.pulsar.batching);
+    /// // A misspelt key is an error, not ignored.
+    /// assert!(RelayConfig::from_toml("partitons = 8").is_err());
+    /// # Ok::<(), String>(())
+    /// ```
     #[cfg(feature = "config-file")]
     pub fn from_toml(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
-    /// Checks every field.
+    /// Checks every field, and the fields that must agree (lease and renewal, cycle and
+    /// broker timeouts, retention); the error names the field and the accepted values.
+    /// Reads nothing but `pulsar.auth_token_file`, if set: the database and broker are
+    /// first reached at start.
+    ///
+    /// ```
+    /// use outbox_engine::RelayConfig;
+    ///
+    /// assert!(RelayConfig::default().validate().is_ok());
+    /// // Renewing every second is too rare for a 2 s lease: at least 4 renewals per lease.
+    /// let config = RelayConfig {
+    ///     lease_ms: 2_000,
+    ///     lease_renew_interval_ms: 1_000,
+    ///     ..RelayConfig::default()
+    /// };
+    /// let Err(error) = config.validate() else { panic!("accepted") };
+    /// assert!(error.to_string().contains("lease_renew_interval_ms"), "{error}");
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         match url::Url::parse(&self.database_url) {
             Ok(url) if matches!(url.scheme(), "postgres" | "postgresql") && url.host().is_some() => {}
@@ -373,6 +460,7 @@ impl RelayConfig {
         Duration::from_millis((self.lease_ms / 4).max(250))
     }
 
+    /// [`Self::shutdown_timeout_ms`] as a [`Duration`].
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }

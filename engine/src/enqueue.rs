@@ -40,19 +40,37 @@ pub const MAX_MESSAGE_BYTES: usize = 5_177_344;
 pub const RESERVED_HEADERS: [&str; 3] = ["event_id", "seq", "event_type"];
 
 /// An event to add to the outbox.
+///
+/// ```
+/// # fn main() -> Result<(), outbox_engine::EnqueueError> {
+/// use outbox_engine::NewEvent;
+///
+/// let event = NewEvent::new("order-42", "orders", "OrderPlaced", br#"{"total":1999}"#.to_vec())
+///     .with_header("trace_id", "4bf92f3577b34da6");
+/// assert_eq!(event.headers["trace_id"], "4bf92f3577b34da6");
+/// event.validate()?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
     /// Ordering key: events of one key are published in commit order.
     pub key: String,
     /// Short topic name (`orders` → `persistent://public/default/orders`) or full name.
     pub topic: String,
+    /// What happened (`OrderPlaced`); published as the `event_type` property. Not empty.
     pub event_type: String,
+    /// The body, opaque to the outbox (JSON, protobuf, ...): the message payload. At
+    /// most [`MAX_PAYLOAD_BYTES`].
     pub payload: Vec<u8>,
     /// Published as message properties.
     pub headers: BTreeMap<String, String>,
 }
 
 impl NewEvent {
+    /// An event without headers: `key` orders it, `topic` routes it, `event_type` and
+    /// `payload` are what consumers read. Nothing is checked until [`Self::validate`] or
+    /// [`enqueue`].
     pub fn new(
         key: impl Into<String>,
         topic: impl Into<String>,
@@ -68,12 +86,25 @@ impl NewEvent {
         }
     }
 
+    /// Adds a header, published as a message property; the same name again replaces the
+    /// value. The names in [`RESERVED_HEADERS`] are refused by [`Self::validate`].
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
         self
     }
 
     /// Checks what the relay could never publish. The SQL functions check the same.
+    ///
+    /// ```
+    /// use outbox_engine::{EnqueueError, NewEvent};
+    ///
+    /// let event = NewEvent::new("order-42", "orders", "OrderPlaced", Vec::new())
+    ///     .with_header("seq", "7"); // reserved: the relay sets it
+    /// assert!(matches!(
+    ///     event.validate(),
+    ///     Err(EnqueueError::Invalid { field: "headers", .. })
+    /// ));
+    /// ```
     pub fn validate(&self) -> Result<(), EnqueueError> {
         if self.key.is_empty() {
             return Err(EnqueueError::Invalid {
@@ -151,8 +182,19 @@ impl NewEvent {
 /// Why an event was not enqueued. Nothing was written in either case.
 #[derive(Debug, thiserror::Error)]
 pub enum EnqueueError {
+    /// The event breaks a rule of [`NewEvent::validate`]: permanent, change the event.
     #[error("invalid event: {field} {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// `key`, `topic`, `event_type`, `payload`, `headers`, or `event` (the whole
+        /// message is too large).
+        field: &'static str,
+        /// What is wrong and what to do instead.
+        reason: String,
+    },
+    /// PostgreSQL failed or refused the call (see [`StoreError`]; a refusal by the SQL
+    /// function's own checks is [`StoreError::Rejected`]). Whatever the caller's
+    /// transaction wrote must be rolled back; [`StoreError::is_transient`] says whether
+    /// running it again can help.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -177,6 +219,31 @@ struct Seqs {
 }
 
 /// Adds one event inside the caller's transaction; returns its sequence number.
+///
+/// The event becomes visible to the relay when the transaction commits, and disappears
+/// with it on rollback.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), outbox_engine::EnqueueError> {
+/// use diesel_async::{AsyncConnection, RunQueryDsl};
+/// use outbox_engine::{enqueue, EnqueueError, NewEvent};
+///
+/// // A connection of your own (a pooled one works the same).
+/// let mut conn = outbox_engine::store::connect("postgres://app:secret@db:5432/bank").await?;
+/// // The debit and its event commit together, or neither does.
+/// let seq = conn
+///     .transaction::<_, EnqueueError, _>(async |conn| {
+///         diesel::sql_query("UPDATE accounts SET balance = balance - 100 WHERE id = 7")
+///             .execute(conn)
+///             .await?;
+///         let event = NewEvent::new("account-7", "accounts", "Debited", br#"{"cents":100}"#.to_vec());
+///         enqueue(conn, &event).await
+///     })
+///     .await?;
+/// println!("enqueued as seq {seq}");
+/// # Ok(())
+/// # }
+/// ```
 pub async fn enqueue(conn: &mut AsyncPgConnection, event: &NewEvent) -> Result<i64, EnqueueError> {
     event.validate()?;
     let row: Seq = prepared("SELECT outbox_enqueue($1, $2, $3, $4, $5) AS seq")
@@ -193,6 +260,22 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, event: &NewEvent) -> Result<i
 
 /// Adds several events, in order, inside the caller's transaction; returns their
 /// sequence numbers in the same order. All or nothing: one invalid event rejects the call.
+/// One round trip, however many events; an empty slice costs none.
+///
+/// ```no_run
+/// # async fn f(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), outbox_engine::EnqueueError> {
+/// use outbox_engine::{enqueue_batch, NewEvent};
+///
+/// let events = [
+///     NewEvent::new("order-42", "orders", "OrderPlaced", br#"{"total":1999}"#.to_vec()),
+///     NewEvent::new("order-42", "orders", "OrderPaid", br#"{"method":"card"}"#.to_vec()),
+/// ];
+/// // Inside the caller's transaction when `conn` has one open; else committed at once.
+/// let seqs = enqueue_batch(conn, &events).await?;
+/// assert!(seqs[0] < seqs[1], "published in this order");
+/// # Ok(())
+/// # }
+/// ```
 pub async fn enqueue_batch(
     conn: &mut AsyncPgConnection,
     events: &[NewEvent],

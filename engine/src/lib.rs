@@ -12,8 +12,12 @@
 //!
 //! The guarantees are stated in `docs/guarantees.md`; the design in `docs/architecture.md`.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod enqueue;
+// Range leases are the relay's internal coordination, public only for the engine's tests.
+#[doc(hidden)]
 pub mod lease;
 pub mod metrics;
 pub mod relay;

@@ -14,13 +14,17 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
+/// The `topic` label of per-topic metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabel {
+    /// The full topic name (`persistent://tenant/namespace/topic`).
     pub topic: String,
 }
 
+/// The `class` label of [`Metrics::retries`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabel {
+    /// What failed: `database`, `broker` or `lease`.
     pub class: &'static str,
 }
 
@@ -48,18 +52,23 @@ pub struct Metrics {
     /// Slot ranges an operator paused, as this relay last read them.
     pub paused: Gauge,
     /// The session holding back the visibility horizon the most (none: 0): how long its
-    /// transaction has been open, its statement's age, and its pid.
+    /// transaction has been open, in seconds. While it stays open, retention cannot
+    /// retire anything newer.
     pub horizon_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// That session's current (or last) statement's age, in seconds (none: 0).
     pub horizon_query_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// That session's backend pid (none: 0).
     pub horizon_pid: Gauge,
     /// 1 while the broker refuses a topic in a way that may heal and its grace period
     /// runs (the alert); 0 once it accepts it again or its events were dead-lettered.
     pub topic_refused: Family<TopicLabel, Gauge>,
+    /// Publish attempts the broker refused, per topic.
     pub topic_refusals: Family<TopicLabel, Counter>,
-    /// Keys in quarantine and unresolved entries (dead letters, events held behind them),
-    /// as last counted by the relay's lease round.
+    /// Keys in quarantine, as last counted by the relay's lease round.
     pub quarantined_keys: Gauge,
+    /// Unresolved dead letters, as last counted.
     pub dead_letters: Gauge,
+    /// Unresolved events held behind their key's dead letter, as last counted.
     pub held_events: Gauge,
     /// Events of released keys published by their relay.
     pub released: Counter,
@@ -213,6 +222,7 @@ impl Metrics {
         text
     }
 
+    /// Counts `events` acknowledged on `topic` (the relay calls it; 0 records nothing).
     pub fn published(&self, topic: &str, events: u64) {
         if events > 0 {
             self.published
@@ -240,6 +250,7 @@ impl Metrics {
         self.topic_refused.get_or_create(&label).set(0);
     }
 
+    /// Counts one failed cycle of `class` ([`ClassLabel::class`]); the relay calls it.
     pub fn retry(&self, class: &'static str) {
         self.retries.get_or_create(&ClassLabel { class }).inc();
     }

@@ -22,36 +22,57 @@ const PAGE: i64 = 1_000;
 /// The property every replayed message carries.
 pub const REPLAY_PROPERTY: &str = "outbox-replay";
 
+/// What a replay sent, or with `dry_run` would send.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReplayReport {
     /// Published events that match (what is, or with `--dry-run` would be, sent).
     pub matched: usize,
+    /// Events the broker acknowledged (0 for a dry run; `matched` when it finished).
     pub published: usize,
     /// Matching events not yet published by the relay: left to it.
     pub skipped_pending: usize,
+    /// Lowest sequence number among the matched events; `None` when nothing matched.
     pub first_seq: Option<i64>,
+    /// Highest sequence number among the matched events; `None` when nothing matched.
     pub last_seq: Option<i64>,
+    /// Matched events per topic, as enqueued.
     pub by_topic: BTreeMap<String, usize>,
+    /// Whether this was a dry run (counted, nothing sent).
     pub dry_run: bool,
 }
 
+/// Why a replay sent nothing, or stopped part-way.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    /// The filter names no range, key or topic: refused, so that a mistake cannot
+    /// republish the whole outbox.
     #[error("replay needs --range, --key or --topic: refusing to republish the whole outbox by accident")]
     NoSelection,
+    /// The start (`from_seq` or `since`) lies before the oldest retained event; nothing
+    /// was sent. Start at or after `oldest_seq`, or accept that older events are gone.
     #[error("{what} is outside the retention window: the oldest retained event is seq {oldest_seq} from {oldest_at}; published events are kept for retention_ms, then retired")]
     OutsideWindow {
+        /// The start asked for (`seq N` or `time T`).
         what: String,
+        /// The oldest retained sequence number (0 when the outbox is empty).
         oldest_seq: i64,
+        /// When that event was written (RFC 3339; `-` when the outbox is empty).
         oldest_at: String,
     },
+    /// No published event matches the filter (described in the message); nothing was sent.
     #[error("no published event matches {0}: nothing was sent")]
     NothingMatches(String),
+    /// The database failed, before anything was sent or between pages.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The broker failed part-way: the first `published` matching events, in sequence
+    /// order, went out. Running the same replay again sends them again, which consumers
+    /// that deduplicate on `event_id` skip.
     #[error("replay stopped after {published} events: {error}")]
     Publish {
+        /// Events acknowledged before the failure.
         published: usize,
+        /// The broker's failure.
         error: PublishError,
     },
 }
@@ -81,6 +102,32 @@ fn describe(filter: &ReplayFilter) -> String {
 
 /// Replays what `filter` selects; with `dry_run` only counts it. Errors before anything
 /// is sent when the selection is empty or starts before the retention window.
+///
+/// Connects to `config.database_url` and `config.pulsar` itself, beside any running
+/// relay (the CLI's `outbox-relay replay`).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), outbox_engine::replay::ReplayError> {
+/// use outbox_engine::replay::replay;
+/// use outbox_engine::store::replay::ReplayFilter;
+/// use outbox_engine::RelayConfig;
+///
+/// let config = RelayConfig {
+///     database_url: "postgres://ops:secret@db:5432/orders".into(),
+///     ..RelayConfig::default()
+/// };
+/// let filter = ReplayFilter {
+///     topic: Some("orders".into()),
+///     since: Some("2026-12-01T00:00:00Z".into()),
+///     ..ReplayFilter::default()
+/// };
+/// let preview = replay(&config, &filter, true).await?;
+/// println!("would send {} events, seq {:?} to {:?}", preview.matched, preview.first_seq, preview.last_seq);
+/// let report = replay(&config, &filter, false).await?;
+/// assert_eq!(report.published, report.matched);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn replay(
     config: &RelayConfig,
     filter: &ReplayFilter,

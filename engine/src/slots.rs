@@ -10,10 +10,22 @@ use std::fmt;
 /// Number of slots; must equal the SQL function `outbox_slot_count()` (checked at start).
 pub const SLOT_COUNT: i32 = 1024;
 
-/// An inclusive range of slots owned by one partition.
+/// An inclusive range of slots owned by one partition. Displayed as `start-end`, the
+/// form `outbox-relay pause` and `replay --range` take.
+///
+/// ```
+/// use outbox_engine::slots::SlotRange;
+///
+/// let range = SlotRange { start: 0, end: 255 };
+/// assert_eq!(range.to_string(), "0-255");
+/// assert_eq!(range.len(), 256);
+/// assert!(range.contains(255) && !range.contains(256));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SlotRange {
+    /// First slot of the range, from 0.
     pub start: i32,
+    /// Last slot of the range, included; below [`SLOT_COUNT`].
     pub end: i32,
 }
 
@@ -24,14 +36,17 @@ impl fmt::Display for SlotRange {
 }
 
 impl SlotRange {
+    /// Number of slots in the range (`end - start + 1`).
     pub fn len(&self) -> i32 {
         self.end - self.start + 1
     }
 
+    /// True when `end` is below `start`: the range holds no slot.
     pub fn is_empty(&self) -> bool {
         self.len() <= 0
     }
 
+    /// Whether `slot` lies in the range, ends included.
     pub fn contains(&self, slot: i32) -> bool {
         (self.start..=self.end).contains(&slot)
     }
@@ -39,7 +54,25 @@ impl SlotRange {
 
 /// Splits the slot space into `partitions` contiguous ranges of near-equal size.
 ///
-/// `partitions` must be between 1 and [`SLOT_COUNT`]; the config layer enforces it.
+/// `partitions` must be between 1 and [`SLOT_COUNT`]; the config layer enforces it
+/// (values outside are clamped). The first `SLOT_COUNT % partitions` ranges are one
+/// slot longer. This is how the relay lays out its ranges: with a key's slot from
+/// PostgreSQL (`SELECT outbox_slot('order-42')`; there is no Rust twin, so that every
+/// writer hashes alike), it tells which range, and so which partition, holds the key.
+///
+/// ```
+/// use outbox_engine::slots::{split, SlotRange, SLOT_COUNT};
+///
+/// let ranges = split(4);
+/// assert_eq!(ranges[0], SlotRange { start: 0, end: 255 });
+/// assert_eq!(ranges[3], SlotRange { start: 768, end: 1023 });
+/// // Every slot belongs to exactly one range.
+/// assert!((0..SLOT_COUNT).all(|slot| ranges.iter().filter(|r| r.contains(slot)).count() == 1));
+///
+/// // 1024 slots over 3 partitions: 342 + 341 + 341.
+/// let lengths: Vec<i32> = split(3).iter().map(SlotRange::len).collect();
+/// assert_eq!(lengths, [342, 341, 341]);
+/// ```
 pub fn split(partitions: u32) -> Vec<SlotRange> {
     let partitions = partitions.clamp(1, SLOT_COUNT as u32) as i32;
     let base = SLOT_COUNT / partitions;

@@ -17,6 +17,40 @@
 //! - a message without `event_id` follows [`MissingEventId`]; never a panic;
 //! - the inbox table is checked at start: missing or of the wrong shape, [`Inbox::start`]
 //!   refuses and names the fix ([`install`]).
+//!
+//! ```no_run
+//! # use outbox_adapters::inbox::{Handler, HandlerError, InboxMessage};
+//! # struct CreateShipment;
+//! # impl Handler for CreateShipment {
+//! #     fn handle<'a>(&'a self, _: &'a mut diesel_async::AsyncPgConnection, _: &'a InboxMessage)
+//! #         -> futures::future::BoxFuture<'a, Result<(), HandlerError>> { Box::pin(async { Ok(()) }) }
+//! # }
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+//! use diesel_async::AsyncPgConnection;
+//! use outbox_adapters::inbox::{self, Inbox, InboxConfig};
+//! use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
+//!
+//! // The consumer's own database: the inbox table and the handler's writes live there.
+//! let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(
+//!     "postgres://shipping:secret@db:5432/shipping",
+//! );
+//! let pool = bb8::Pool::builder().max_size(8).build(manager).await?;
+//! inbox::install(&mut *pool.get().await?).await?;
+//!
+//! let client: Pulsar<TokioExecutor> =
+//!     Pulsar::builder("pulsar://broker:6650", TokioExecutor).build().await?;
+//! let inbox = Inbox::start(&client, pool, InboxConfig::new(&["orders"], "shipping")).await?;
+//! // `CreateShipment`: see `Handler`. Runs until Ctrl-C, then lets running handlers finish.
+//! let report = inbox
+//!     .run(CreateShipment, async {
+//!         tokio::signal::ctrl_c().await.ok();
+//!     })
+//!     .await?;
+//! println!("{} processed, {} duplicates skipped", report.processed, report.duplicates);
+//! # Ok(())
+//! # }
+//! ```
 
 mod run;
 mod store;
@@ -36,13 +70,21 @@ pub type InboxPool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
 /// One event as the handler sees it.
 #[derive(Debug, Clone)]
 pub struct InboxMessage {
+    /// The full name of the topic it came from.
     pub topic: String,
+    /// The event's ordering key (the message key; empty when the message has none).
     pub key: String,
     /// The outbox's `event_id`; `None` only with [`MissingEventId::ProcessWithoutDeduplication`].
     pub event_id: Option<String>,
+    /// The outbox's sequence number (`seq` property); `None` when it is missing or not a
+    /// number, i.e. the message was not published by the outbox.
     pub seq: Option<i64>,
+    /// The `event_type` property; `None` when missing.
     pub event_type: Option<String>,
+    /// The event's body, as enqueued.
     pub payload: Vec<u8>,
+    /// Every message property: `event_id`, `seq`, `event_type`, the event's headers, and
+    /// `outbox-replay = true` on an operator's replay.
     pub properties: std::collections::HashMap<String, String>,
     /// 1 on the first try.
     pub attempt: u32,
@@ -55,7 +97,39 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The user's code for one event. It runs inside the inbox's transaction: write through
 /// `conn` and the writes commit together with the inbox record, or not at all.
+///
+/// ```
+/// use diesel::sql_types::Text;
+/// use diesel_async::{AsyncPgConnection, RunQueryDsl};
+/// use futures::future::BoxFuture;
+/// use outbox_adapters::inbox::{Handler, HandlerError, InboxMessage};
+///
+/// struct CreateShipment;
+///
+/// impl Handler for CreateShipment {
+///     fn handle<'a>(
+///         &'a self,
+///         conn: &'a mut AsyncPgConnection,
+///         message: &'a InboxMessage,
+///     ) -> BoxFuture<'a, Result<(), HandlerError>> {
+///         Box::pin(async move {
+///             if message.event_type.as_deref() != Some("OrderPlaced") {
+///                 return Ok(()); // recorded as processed: not delivered again
+///             }
+///             diesel::sql_query("INSERT INTO shipments (order_id, body) VALUES ($1, $2)")
+///                 .bind::<Text, _>(&message.key)
+///                 .bind::<Text, _>(String::from_utf8(message.payload.clone())?)
+///                 .execute(conn)
+///                 .await?;
+///             Ok(())
+///         })
+///     }
+/// }
+/// ```
 pub trait Handler: Send + Sync + 'static {
+    /// Handles one event on `conn`, inside the transaction that records its `event_id`.
+    /// `Ok` commits both and acknowledges the message; an error rolls both back and is
+    /// retried (see [`HandlerError`]), so effects outside `conn` may happen more than once.
     fn handle<'a>(
         &'a self,
         conn: &'a mut AsyncPgConnection,
@@ -86,19 +160,25 @@ pub enum MissingEventId {
 /// Inbox settings.
 #[derive(Debug, Clone)]
 pub struct InboxConfig {
+    /// Topics to consume, as enqueued: short (`orders`) or full names. At least one.
     pub topics: Vec<String>,
     /// The Pulsar subscription; also the inbox's consumer name (deduplication is per
     /// consumer name, so two services can share one inbox table).
     pub subscription: String,
+    /// [`Subscription::Failover`] (the default) or [`Subscription::KeyShared`].
     pub subscription_type: Subscription,
     /// Handler failures of one event before it goes to the dead-letter topic.
     pub max_attempts: u32,
+    /// Delay before the first retry of a failed event; it doubles per failure (plus up
+    /// to a quarter of jitter) up to `backoff_max`.
     pub backoff_min: Duration,
+    /// Longest delay between two retries of one event.
     pub backoff_max: Duration,
     /// Events processed concurrently (each of a different key).
     pub max_in_flight: usize,
     /// Where failed events go; default: `<topic>-DLQ` of the event's topic.
     pub dead_letter_topic: Option<String>,
+    /// What happens to a message without `event_id`.
     pub missing_event_id: MissingEventId,
     /// How long `event_id`s are remembered. Must exceed the longest time a duplicate can
     /// arrive after the original (redeliveries, relay restarts, operator replays).
@@ -106,6 +186,22 @@ pub struct InboxConfig {
 }
 
 impl InboxConfig {
+    /// Settings for `subscription` on `topics`, with the defaults: failover, 5 attempts,
+    /// backoff from 100 ms to 10 s, 16 events in flight, dead letters to `<topic>-DLQ`,
+    /// messages without `event_id` dead-lettered, `event_id`s remembered for 7 days.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use outbox_adapters::inbox::{InboxConfig, Subscription};
+    ///
+    /// let config = InboxConfig {
+    ///     subscription_type: Subscription::KeyShared,
+    ///     max_attempts: 3,
+    ///     ..InboxConfig::new(&["orders", "persistent://acme/billing/invoices"], "shipping")
+    /// };
+    /// assert_eq!(config.topics.len(), 2);
+    /// assert_eq!(config.retention, Duration::from_secs(7 * 24 * 3600));
+    /// ```
     pub fn new(topics: &[&str], subscription: &str) -> Self {
         InboxConfig {
             topics: topics.iter().map(|t| t.to_string()).collect(),
@@ -136,16 +232,32 @@ impl InboxConfig {
     }
 }
 
+/// Why the inbox did not start, or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
+    /// The inbox table is missing or has the wrong shape (what is wrong is named): run
+    /// [`install`] (or [`INBOX_SQL`]) on the consumer's database.
     #[error("the inbox table is not usable: {0}; create it with outbox_adapters::inbox::install (or run adapters/src/inbox/inbox.sql) on the consumer's database")]
     Table(String),
+    /// The [`InboxConfig`] cannot work (no topic, a zero limit, an invalid topic name);
+    /// the message names it.
     #[error("bad inbox configuration: {0}")]
     Config(String),
+    /// Pulsar could not be reached, or refused the subscription, at start.
     #[error("cannot subscribe to {topics}: {reason}")]
-    Subscribe { topics: String, reason: String },
+    Subscribe {
+        /// The full topic names, comma-separated.
+        topics: String,
+        /// Pulsar's error.
+        reason: String,
+    },
+    /// The consumer's database failed in [`install`] or [`Inbox::start`]. While the inbox
+    /// runs, database outages are retried instead.
     #[error("the consumer's database failed: {0}")]
     Database(String),
+    /// Pulsar failed while running (receiving, acknowledging, dead-lettering), or a
+    /// handler panicked: [`Inbox::run`] stops. Unacknowledged messages are delivered
+    /// again to the next consumer.
     #[error("receiving from Pulsar failed: {0}")]
     Receive(String),
 }

@@ -113,7 +113,22 @@ fn is_outage(error: &DieselError) -> bool {
 
 impl Inbox {
     /// Checks the inbox table and subscribes. Refuses a missing or misshapen table, and a
-    /// configuration that cannot work, naming the problem.
+    /// configuration that cannot work, naming the problem. Nothing is received until
+    /// [`Inbox::run`].
+    ///
+    /// ```no_run
+    /// # async fn f(pool: outbox_adapters::inbox::InboxPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// use outbox_adapters::inbox::{Inbox, InboxConfig};
+    /// use outbox_adapters::pulsar_client::{Pulsar, TokioExecutor};
+    ///
+    /// let client: Pulsar<TokioExecutor> =
+    ///     Pulsar::builder("pulsar://broker:6650", TokioExecutor).build().await?;
+    /// // `pool`: the consumer database's pool, where `inbox::install` created the table.
+    /// let inbox = Inbox::start(&client, pool, InboxConfig::new(&["orders"], "shipping")).await?;
+    /// # let _ = inbox;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn start(
         client: &Pulsar<TokioExecutor>,
         pool: InboxPool,
@@ -159,6 +174,25 @@ impl Inbox {
 
     /// Runs until `shutdown` completes (then lets running handlers finish, bounded) or
     /// Pulsar fails for good.
+    ///
+    /// ```no_run
+    /// # use outbox_adapters::inbox::{Handler, HandlerError, InboxMessage};
+    /// # struct CreateShipment;
+    /// # impl Handler for CreateShipment {
+    /// #     fn handle<'a>(&'a self, _: &'a mut diesel_async::AsyncPgConnection, _: &'a InboxMessage)
+    /// #         -> futures::future::BoxFuture<'a, Result<(), HandlerError>> { Box::pin(async { Ok(()) }) }
+    /// # }
+    /// # async fn f(inbox: outbox_adapters::inbox::Inbox) -> Result<(), outbox_adapters::inbox::InboxError> {
+    /// // `CreateShipment` implements `Handler`.
+    /// let report = inbox
+    ///     .run(CreateShipment, async {
+    ///         tokio::signal::ctrl_c().await.ok();
+    ///     })
+    ///     .await?;
+    /// println!("{report:?}");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn run<H: Handler>(
         mut self,
         handler: H,

@@ -12,6 +12,14 @@ pub const INBOX_SQL: &str = include_str!("inbox.sql");
 /// from several instances at once: `CREATE ... IF NOT EXISTS` alone is not (two
 /// sessions can both find the table missing and one fails on the catalog), so the
 /// creation runs under a transaction-scoped advisory lock.
+///
+/// ```no_run
+/// # async fn f(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), outbox_adapters::inbox::InboxError> {
+/// // `conn`: a connection to the consumer's database, before `Inbox::start`.
+/// outbox_adapters::inbox::install(conn).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub async fn install(conn: &mut AsyncPgConnection) -> Result<(), InboxError> {
     use diesel_async::AsyncConnection;
     conn.transaction::<(), InboxError, _>(async |conn| {

@@ -13,7 +13,23 @@ pub const DEFAULT_BATCH_MAX_DELAY_MS: u64 = 10;
 /// The broker's default `maxMessageSize` (5 MiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 5 * 1024 * 1024;
 
-/// How events are sent to Pulsar.
+/// How events are sent to Pulsar. Start from [`PulsarConfig::default`] and set what
+/// differs; in the relay it is the engine's `RelayConfig::pulsar` (`[pulsar]` in the
+/// config file).
+///
+/// ```
+/// use outbox_adapters::pulsar::{PulsarConfig, Secret};
+///
+/// let config = PulsarConfig {
+///     url: "pulsar://broker.internal:6650".into(),
+///     // Key_Shared consumers: one key per broker batch (needs the default engine producer).
+///     batch_by_key: true,
+///     auth_token: Some(Secret::new("eyJhbGciOiJIUzI1NiJ9.e30.sig")),
+///     ..PulsarConfig::default()
+/// };
+/// assert_eq!(config.validate(), Ok(()));
+/// assert!(!format!("{config:?}").contains("eyJ"), "the token is never printed");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PulsarConfig {
@@ -41,7 +57,7 @@ pub struct PulsarConfig {
     /// own producer, with a stable name per range and sequence ids from the outbox, so
     /// that with deduplication enabled on the namespace a crash, restart or takeover
     /// publishes nothing twice (docs/guarantees.md). Without deduplication on the broker
-    /// both are at-least-once. `engine` speaks plain `pulsar://` and sends uncompressed.
+    /// both are at-least-once. `engine` sends uncompressed.
     pub producer: ProducerKind,
     /// End a broker batch wherever the key changes (engine producer only), so that every
     /// batch carries its key and `Key_Shared` subscriptions route each key to one
@@ -80,10 +96,12 @@ pub struct PulsarConfig {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret, such as an authentication token.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
 
+    /// The secret itself, for the one place that must send it; never log it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -99,7 +117,10 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProducerKind {
+    /// The `pulsar` crate's producer: at-least-once; honours [`PulsarConfig::compression`].
     Stock,
+    /// The engine's own producer (the default): stable names and sequence ids, so that
+    /// with broker deduplication on nothing is published twice. Sends uncompressed.
     #[default]
     Engine,
 }
@@ -108,8 +129,11 @@ pub enum ProducerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
+    /// Uncompressed (the default; the engine producer always sends uncompressed).
     None,
+    /// LZ4: fast, moderate ratio.
     Lz4,
+    /// Zstandard: better ratio, more CPU.
     Zstd,
 }
 
@@ -232,6 +256,7 @@ impl PulsarConfig {
         Ok(Some(Secret::new(token)))
     }
 
+    /// [`Self::operation_timeout_ms`] as a [`Duration`].
     pub fn operation_timeout(&self) -> Duration {
         Duration::from_millis(self.operation_timeout_ms)
     }

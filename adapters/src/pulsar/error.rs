@@ -5,11 +5,15 @@ use std::time::Duration;
 /// A topic name Pulsar would reject.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum TopicError {
+    /// Not a valid name (bad characters, wrong number of parts, a `-partition-`
+    /// suffix, too long): the topic as given.
     #[error(
         "topic {0:?} is not a valid Pulsar topic name: use a short name of letters, digits and _-=:.% \
          (mapped to persistent://public/default/<name>) or persistent://tenant/namespace/topic, without \"-partition-\""
     )]
     Invalid(String),
+    /// A `non-persistent://` topic, refused so that no committed event can be dropped:
+    /// the topic as given.
     #[error(
         "topic {0:?} is non-persistent: the broker drops its messages while no subscriber is connected, \
          which would lose committed events; use a persistent:// topic (or a short name)"
@@ -22,37 +26,66 @@ pub enum TopicError {
 pub enum PublishError {
     /// Cannot reach the broker or build a client: retried with backoff.
     #[error("cannot connect to Pulsar at {url}: {reason}")]
-    Connect { url: String, reason: String },
+    Connect {
+        /// The broker's service URL.
+        url: String,
+        /// The client's error.
+        reason: String,
+    },
     /// The producer could not be created (broker unreachable, lookup failed): retried with
     /// backoff; says nothing about the events themselves.
     #[error("cannot create a producer for {topic}: {reason}")]
-    ProducerUnavailable { topic: String, reason: String },
+    ProducerUnavailable {
+        /// The full topic name.
+        topic: String,
+        /// The broker's or client's error.
+        reason: String,
+    },
     /// A send or its acknowledgement failed: retried from the first unacknowledged event.
     #[error("publishing to {topic} failed: {reason}")]
-    Send { topic: String, reason: String },
+    Send {
+        /// The full topic name.
+        topic: String,
+        /// The broker's or client's error.
+        reason: String,
+    },
     /// The broker does not accept events for this topic as configured (invalid name,
     /// not authorised, topic absent with auto-creation off). `may_heal`: an authorisation
     /// or a topic that may arrive with a deploy; the relay retries those for a grace
     /// period before it dead-letters the events.
     #[error("the broker refuses topic {topic}: {reason}")]
     TopicRefused {
+        /// The full topic name.
         topic: String,
+        /// The broker's answer.
         reason: String,
+        /// True for a refusal that a fix on the broker's side can lift (authorisation,
+        /// authentication, topic not found); false when only other events or another
+        /// configuration can help.
         may_heal: bool,
     },
     /// The event alone is larger than the broker accepts: parked, never sent.
     #[error("event of about {bytes} bytes exceeds the broker's message size limit of {limit} bytes (pulsar.max_message_bytes) on {topic}")]
     TooLarge {
+        /// The full topic name.
         topic: String,
+        /// The encoded message's approximate size, in bytes.
         bytes: usize,
+        /// [`PulsarConfig::max_message_bytes`](super::PulsarConfig::max_message_bytes).
         limit: usize,
     },
     /// The broker did not acknowledge within the configured time.
     #[error("no acknowledgement from Pulsar for {topic} within {0:?}", .timeout)]
-    Timeout { topic: String, timeout: Duration },
+    Timeout {
+        /// The full topic name.
+        topic: String,
+        /// [`PulsarConfig::operation_timeout_ms`](super::PulsarConfig::operation_timeout_ms).
+        timeout: Duration,
+    },
     /// The caller withdrew its permission to send (its lease ran out) between chunks.
     #[error("publishing halted by the caller before the next chunk")]
     Halted,
+    /// The event's topic name is invalid or non-persistent: permanent, nothing was sent.
     #[error(transparent)]
     Topic(#[from] TopicError),
 }

@@ -22,6 +22,24 @@ fn check_part(topic: &str, part: &str) -> Result<(), TopicError> {
 /// same rule is enforced by the SQL function `outbox_validate`, so what enqueue accepts
 /// the relay can publish. `non-persistent://` topics are refused: the broker drops their
 /// messages when no subscriber is connected, which would lose committed events.
+///
+/// ```
+/// # fn main() -> Result<(), outbox_adapters::TopicError> {
+/// use outbox_adapters::{full_topic_name, TopicError};
+///
+/// assert_eq!(full_topic_name("orders")?, "persistent://public/default/orders");
+/// assert_eq!(
+///     full_topic_name("persistent://acme/billing/invoices")?,
+///     "persistent://acme/billing/invoices"
+/// );
+/// assert!(matches!(
+///     full_topic_name("non-persistent://acme/billing/invoices"),
+///     Err(TopicError::NonPersistent(_))
+/// ));
+/// assert!(matches!(full_topic_name("orders/eu"), Err(TopicError::Invalid(_))));
+/// # Ok(())
+/// # }
+/// ```
 pub fn full_topic_name(topic: &str) -> Result<String, TopicError> {
     if topic.starts_with("non-persistent://") {
         return Err(TopicError::NonPersistent(topic.to_owned()));

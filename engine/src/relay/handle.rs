@@ -93,27 +93,72 @@ impl RelayHandle {
     }
 
     /// The relay's metrics in the Prometheus text format (what the binary serves on
-    /// `/metrics`); serve them from the service's own endpoint.
+    /// `/metrics`); serve them from the service's own endpoint, with the content type
+    /// `application/openmetrics-text; version=1.0.0; charset=utf-8`.
+    ///
+    /// ```no_run
+    /// # fn f(relay: &outbox_engine::RelayHandle) {
+    /// let body = relay.metrics_text();
+    /// assert!(body.contains("outbox_events_published_total"));
+    /// # }
+    /// ```
     pub fn metrics_text(&self) -> String {
         self.stats.metrics_text()
     }
 
     /// The live counters behind the metrics.
+    ///
+    /// ```no_run
+    /// # fn f(relay: &outbox_engine::RelayHandle) {
+    /// use std::sync::atomic::Ordering;
+    ///
+    /// let stats = relay.stats();
+    /// println!(
+    ///     "{} leases, {} failed cycles",
+    ///     stats.leases.load(Ordering::Relaxed),
+    ///     stats.failed_cycles.load(Ordering::Relaxed)
+    /// );
+    /// # }
+    /// ```
     pub fn stats(&self) -> &Arc<RelayStats> {
         &self.stats
     }
 
     /// Events the broker acknowledged since start.
+    ///
+    /// ```no_run
+    /// # fn f(relay: &outbox_engine::RelayHandle) {
+    /// println!("{} events published", relay.published());
+    /// # }
+    /// ```
     pub fn published(&self) -> u64 {
         self.stats.published.load(Ordering::Relaxed)
     }
 
-    /// Connected, and the first lease round done.
+    /// Connected, and the first lease round done. Until then (the database or broker not
+    /// answering yet) the relay keeps retrying in the background.
+    ///
+    /// ```no_run
+    /// # async fn f(relay: &outbox_engine::RelayHandle) {
+    /// while !relay.is_ready() {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    /// }
+    /// # }
+    /// ```
     pub fn is_ready(&self) -> bool {
         self.stats.ready.load(Ordering::Acquire)
     }
 
     /// Liveness and readiness, for the service's health endpoints.
+    ///
+    /// ```no_run
+    /// # fn f(relay: &outbox_engine::RelayHandle) {
+    /// let health = relay.health();
+    /// let livez = if health.live { 200 } else { 503 }; // not live: restart the service
+    /// let readyz = if health.ready { 200 } else { 503 }; // not ready: still connecting
+    /// # let _ = (livez, readyz);
+    /// # }
+    /// ```
     pub fn health(&self) -> Health {
         Health {
             live: self.supervisor.connected(),
@@ -139,7 +184,19 @@ impl RelayHandle {
             .map_err(RelayError::Store)
     }
 
-    /// What the supervisor knows of each partition.
+    /// What the supervisor knows of each partition, one per range this relay leases.
+    ///
+    /// ```no_run
+    /// # async fn f(relay: &outbox_engine::RelayHandle) -> Result<(), outbox_engine::RelayError> {
+    /// for partition in relay.partitions().await? {
+    ///     println!(
+    ///         "slots {}: {} published, lease for {} ms more",
+    ///         partition.range, partition.published, partition.lease_remaining_ms
+    ///     );
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn partitions(&self) -> Result<Vec<PartitionState>, RelayError> {
         self.supervisor
             .send(GetPartitions)
@@ -149,7 +206,16 @@ impl RelayHandle {
 
     /// Graceful stop: no new reads, cycles in flight finish (bounded by
     /// `shutdown_timeout_ms`), progress recorded, leases released, the relay's thread
-    /// or arbiter stopped.
+    /// or arbiter stopped. After [`RelayError::ShutdownTimedOut`] the relay is stopped all
+    /// the same; what was not acknowledged is published again after the next start.
+    ///
+    /// ```no_run
+    /// # async fn f(relay: outbox_engine::RelayHandle) -> Result<(), outbox_engine::RelayError> {
+    /// tokio::signal::ctrl_c().await.ok();
+    /// relay.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn shutdown(mut self) -> Result<(), RelayError> {
         let answered =
             tokio::time::timeout(self.shutdown_timeout, self.supervisor.send(Shutdown)).await;
@@ -164,7 +230,19 @@ impl RelayHandle {
         result
     }
 
-    /// [`Self::shutdown`] for callers without an async runtime.
+    /// [`Self::shutdown`] for callers without an async runtime (it makes one for the
+    /// wait; do not call it from inside an async task).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), outbox_engine::RelayError> {
+    /// use outbox_engine::{Relay, RelayConfig};
+    ///
+    /// let relay = Relay::start(RelayConfig::default())?;
+    /// // ... the program's work; then:
+    /// relay.shutdown_blocking()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown_blocking(self) -> Result<(), RelayError> {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -174,7 +252,15 @@ impl RelayHandle {
     }
 
     /// Stops at once, without waiting for acknowledgements. Nothing is lost: events not
-    /// yet recorded as published stay pending and are published again later.
+    /// yet recorded as published stay pending and are published again later. Its ranges
+    /// stay leased until the leases expire (`lease_ms`), so other relays take them over
+    /// only then.
+    ///
+    /// ```no_run
+    /// # fn f(relay: outbox_engine::RelayHandle) {
+    /// relay.kill();
+    /// # }
+    /// ```
     pub fn kill(mut self) {
         if let Some(join) = self.runner.stop() {
             join();

@@ -78,16 +78,23 @@ pub struct GetStatus;
 /// What the supervisor knows of one partition (one leased range).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionState {
+    /// The slot range the partition publishes.
     pub range: SlotRange,
     /// The lease's fencing token.
     pub epoch: i64,
     /// How long this relay may still publish for the range without a renewal.
     pub lease_remaining_ms: u64,
+    /// Its actor runs (false between a failure and the supervisor's restart).
     pub running: bool,
     /// The plan gave the range to another relay (or the relay stops): it is being released.
     pub releasing: bool,
+    /// Restarts by the supervisor since the partition last made progress; past
+    /// `max_partition_restarts` the relay gives the range up.
     pub restarts: u32,
+    /// Events of the range this relay published since it took the range.
     pub published: u64,
+    /// Events of the range this relay parked since it took the range.
     pub parked: u64,
+    /// Highest sequence number published or parked so far (0: none yet).
     pub last_seq: i64,
 }

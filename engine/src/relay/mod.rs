@@ -14,6 +14,8 @@
 //! the service's actix system. The `outbox-relay` binary is a thin shell around it.
 
 mod acker;
+// Hot-path conversions, public only for the engine's tests and benches.
+#[doc(hidden)]
 pub mod batch;
 mod builder;
 mod cycle;
@@ -87,14 +89,24 @@ impl RelayStats {
 /// Why the relay could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
+    /// The configuration was refused at start; the message names the field. Nothing
+    /// was started.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The relay's thread, runtime or arbiter could not be set up (or
+    /// [`RelayBuilder::start_in_current_system`] was called outside an actix system).
+    /// Nothing was started.
     #[error("could not start the relay: {0}")]
     Start(String),
+    /// The relay's actors no longer run (shut down, killed, or their thread died): the
+    /// handle can only be dropped. Nothing is lost; start a new relay.
     #[error("the relay stopped unexpectedly")]
     Gone,
+    /// A database read on the caller's behalf ([`RelayHandle::status`]) failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// [`RelayHandle::shutdown`] waited `shutdown_timeout_ms` (the value carried) for
+    /// cycles in flight and then stopped the relay anyway.
     #[error("shutdown did not finish within {0:?}; unacknowledged events stay pending and will be published again")]
     ShutdownTimedOut(Duration),
 }

@@ -1,10 +1,10 @@
 //! Dead letters and per-key quarantine (migration 000009, docs/operations.md).
 //!
 //! Contract:
-//! - the relay side ([`quarantined`], [`hold`], [`release_entries`], [`finish_release`],
-//!   [`release_failed`]) is used by the partition that owns the key's slot; every write is
-//!   fenced by the range's lease epoch, like progress. A key is quarantined by
-//!   [`super::park`] together with its dead letter;
+//! - the relay side (`quarantined`, `hold`, `release_entries`, `finish_release`,
+//!   `release_failed`) is used by the partition that owns the key's slot; every write is
+//!   fenced by the range's lease epoch, like progress. A key is quarantined by the
+//!   relay's `park` together with its dead letter;
 //! - the operator side ([`entries`], [`request_release`], [`skip`]) never publishes and
 //!   never deletes an event: it marks entries and asks the owning relay to release the
 //!   key, so the key's events still leave in sequence order through one partition;
@@ -21,8 +21,13 @@ use super::{EventRow, StoreError};
 use crate::lease::Lease;
 use crate::slots::SlotRange;
 
+// The relay side below (`QuarantinedKey` .. `release_failed`) is `#[doc(hidden)]`: it is
+// called by the partition that holds the range's lease, public only for the engine's
+// tests. Operators use the operator side further down.
+
 /// A quarantined key of a range, as the owning relay sees it.
 #[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+#[doc(hidden)]
 pub struct QuarantinedKey {
     #[diesel(sql_type = Text)]
     pub key: String,
@@ -32,6 +37,7 @@ pub struct QuarantinedKey {
 
 /// The quarantined keys of `range`. One index probe; the relay asks only while some key
 /// of its range is quarantined, and once when it takes the range.
+#[doc(hidden)]
 pub async fn quarantined(
     conn: &mut AsyncPgConnection,
     range: SlotRange,
@@ -48,6 +54,7 @@ pub async fn quarantined(
 
 /// Copies events of quarantined keys to `outbox_parked`, each held behind its key's dead
 /// letter; fenced. The range then moves past them like past published events.
+#[doc(hidden)]
 pub async fn hold(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
@@ -81,6 +88,7 @@ pub async fn hold(
 }
 
 /// The unresolved entries of `key` in sequence order, as events to publish.
+#[doc(hidden)]
 pub async fn release_entries(
     conn: &mut AsyncPgConnection,
     key: &str,
@@ -98,6 +106,7 @@ pub async fn release_entries(
 
 /// Marks `seqs` (published by a release) as replayed; when `lift`, the key leaves
 /// quarantine. Fenced.
+#[doc(hidden)]
 pub async fn finish_release(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
@@ -130,6 +139,7 @@ pub async fn finish_release(
 
 /// A released entry failed for good again: count the attempt, keep the key quarantined
 /// and withdraw the release request (the operator decides again). Fenced.
+#[doc(hidden)]
 pub async fn release_failed(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
@@ -162,45 +172,64 @@ pub async fn release_failed(
 /// One entry of `outbox_parked`, for `outbox-relay dlq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, diesel::QueryableByName)]
 pub struct Entry {
+    /// The event's sequence number ([`Selection::Seq`], `dlq ... --seq`).
     #[diesel(sql_type = BigInt)]
     pub seq: i64,
+    /// The event's ordering key: quarantined while it has unresolved entries.
     #[diesel(sql_type = Text)]
     pub key: String,
+    /// The key's slot (see [`crate::slots`]).
     #[diesel(sql_type = Integer)]
     pub slot: i32,
+    /// The topic as enqueued (short or full name).
     #[diesel(sql_type = Text)]
     pub topic: String,
+    /// The event type as enqueued.
     #[diesel(sql_type = Text)]
     pub event_type: String,
+    /// The event's unique id, which it keeps when released.
     #[diesel(sql_type = Text)]
     pub event_id: String,
     /// `dead` (it failed) or `held` (waits behind the key's dead letter).
     #[diesel(sql_type = Text)]
     pub state: String,
+    /// For a held entry, the `seq` of the key's dead letter it waits behind; `None` for a
+    /// dead letter.
     #[diesel(sql_type = Nullable<BigInt>)]
     pub held_behind: Option<i64>,
+    /// Failed publish attempts: those before it was parked, plus releases that failed.
     #[diesel(sql_type = Integer)]
     pub attempts: i32,
+    /// Why it was parked: the last error (the broker's refusal, the size limit, ...), or
+    /// for a held entry the dead letter it waits behind.
     #[diesel(sql_type = Text)]
     pub reason: String,
+    /// When the writer's transaction started (RFC 3339).
     #[diesel(sql_type = Text)]
     pub created_at: String,
+    /// When the relay parked it (RFC 3339).
     #[diesel(sql_type = Text)]
     pub parked_at: String,
+    /// Size of the payload in bytes (the payload itself is not read).
     #[diesel(sql_type = Integer)]
     pub payload_bytes: i32,
+    /// The event's headers as JSON text.
     #[diesel(sql_type = Text)]
     pub headers: String,
     /// `replayed` or `skipped` once resolved.
     #[diesel(sql_type = Nullable<Text>)]
     pub resolution: Option<String>,
+    /// Who resolved it: the operator for `skipped`, the publishing relay's id for
+    /// `replayed`; `None` while unresolved.
     #[diesel(sql_type = Nullable<Text>)]
     pub resolved_by: Option<String>,
+    /// When it was resolved (RFC 3339); `None` while unresolved.
     #[diesel(sql_type = Nullable<Text>)]
     pub resolved_at: Option<String>,
-    /// Whether the key is quarantined now, and whether a release is waiting for its relay.
+    /// Whether the key is quarantined now (its new events are held).
     #[diesel(sql_type = Bool)]
     pub key_quarantined: bool,
+    /// A release ([`request_release`] or [`skip`]) waits for the relay that owns the key.
     #[diesel(sql_type = Bool)]
     pub release_requested: bool,
 }
@@ -208,10 +237,13 @@ pub struct Entry {
 /// Which entries an operator command means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
+    /// The entry with this sequence number; releases act on its whole key.
     Seq(i64),
+    /// The entries of this key.
     Key(String),
     /// As enqueued: a short name or a full `persistent://` name (both forms match).
     Topic(String),
+    /// Every entry.
     All,
 }
 
@@ -250,7 +282,19 @@ const ENTRY_COLUMNS: &str = "p.seq, p.key, p.slot, p.topic, p.event_type, p.even
      q.key IS NOT NULL AS key_quarantined, q.release_requested_at IS NOT NULL AS release_requested";
 
 /// The entries `selection` names, in sequence order: unresolved ones, or with
-/// `resolved` also the record of those replayed or skipped.
+/// `resolved` also the record of those replayed or skipped (`outbox-relay dlq list`).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), outbox_engine::StoreError> {
+/// use outbox_engine::store::{self, dead_letters::{self, Selection}};
+///
+/// let mut conn = store::connect("postgres://ops:secret@db:5432/orders").await?;
+/// for entry in dead_letters::entries(&mut conn, &Selection::All, false).await? {
+///     println!("seq {} key {} ({}): {}", entry.seq, entry.key, entry.state, entry.reason);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub async fn entries(
     conn: &mut AsyncPgConnection,
     selection: &Selection,
@@ -287,12 +331,22 @@ pub struct Change {
     pub skipped: Vec<i64>,
 }
 
+/// Why an operator command changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
+    /// No unresolved entry matches (for [`skip`]: no dead letter); [`entries`] lists them.
     #[error("no unresolved dead letter matches {0} (`outbox-relay dlq list` shows them): nothing changed")]
     NothingMatches(Selection),
+    /// [`skip`] of a held entry, which is never dropped: skip its dead letter, or
+    /// release the key with [`request_release`].
     #[error("seq {seq} is not a dead letter but held behind dead letter seq {behind} of the same key: skip {behind}, or replay the key; nothing changed")]
-    HeldNotDead { seq: i64, behind: i64 },
+    HeldNotDead {
+        /// The held entry asked for.
+        seq: i64,
+        /// The dead letter it waits behind.
+        behind: i64,
+    },
+    /// The database failed; the command's transaction rolled back.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -332,7 +386,21 @@ fn keys_of(entries: &[Entry]) -> Vec<String> {
 
 /// `dlq replay`: asks the owning relays to publish the unresolved entries of every key
 /// the selection touches, in sequence order starting with its dead letter, and then to
-/// lift the key's quarantine.
+/// lift the key's quarantine. `by` is recorded as who asked. Returns at once: the relay
+/// carries it out in its next cycle for the range (about a second); if the dead letter
+/// fails for good again, the key stays quarantined and the request is withdrawn.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), outbox_engine::store::dead_letters::DlqError> {
+/// use outbox_engine::store::{self, dead_letters::{self, Selection}};
+///
+/// let mut conn = store::connect("postgres://ops:secret@db:5432/orders").await?;
+/// let change =
+///     dead_letters::request_release(&mut conn, &Selection::Key("order-42".into()), "alice").await?;
+/// println!("{} entries of {:?} will be published", change.to_publish.len(), change.released_keys);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn request_release(
     conn: &mut AsyncPgConnection,
     selection: &Selection,
@@ -363,6 +431,21 @@ pub async fn request_release(
 
 /// `dlq skip`: marks the selected dead letters skipped (by whom, when) and releases what
 /// their keys hold behind them; held entries are never dropped (they did nothing wrong).
+/// `by` is recorded as who skipped. A skipped event is never published.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), outbox_engine::store::dead_letters::DlqError> {
+/// use outbox_engine::store::{self, dead_letters::{self, DlqError, Selection}};
+///
+/// let mut conn = store::connect("postgres://ops:secret@db:5432/orders").await?;
+/// match dead_letters::skip(&mut conn, &Selection::Seq(1234), "alice").await {
+///     Ok(change) => println!("skipped {:?}; releasing {:?}", change.skipped, change.to_publish),
+///     Err(DlqError::HeldNotDead { behind, .. }) => println!("skip its dead letter {behind} instead"),
+///     Err(other) => return Err(other),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub async fn skip(
     conn: &mut AsyncPgConnection,
     selection: &Selection,
@@ -421,10 +504,13 @@ pub async fn skip(
 /// Counts for metrics and `status`: quarantined keys and unresolved entries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, diesel::QueryableByName)]
 pub struct Counts {
+    /// Keys whose new events are held behind a dead letter.
     #[diesel(sql_type = BigInt)]
     pub quarantined_keys: i64,
+    /// Unresolved dead letters: events that failed for good.
     #[diesel(sql_type = BigInt)]
     pub dead_letters: i64,
+    /// Unresolved events waiting behind their key's dead letter.
     #[diesel(sql_type = BigInt)]
     pub held: i64,
 }

@@ -11,7 +11,9 @@ pub enum StoreError {
     /// for that input; the message names the field.
     #[error("{message}{}", hint.as_deref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
     Rejected {
+        /// PostgreSQL's message, starting with `outbox: ` and naming the field.
         message: String,
+        /// What to do instead, when the function gives a hint.
         hint: Option<String>,
     },
     /// The server answered and refused this relay for good (wrong password, unknown
@@ -24,13 +26,21 @@ pub enum StoreError {
     /// This relay no longer holds the range's lease (taken over, or released): nothing
     /// was written, and the partition must stop.
     #[error("lease of range {range} at epoch {epoch} is no longer held: another relay took the range over")]
-    Fenced { range: String, epoch: i64 },
+    Fenced {
+        /// The slot range, as `start-end`.
+        range: String,
+        /// The lease epoch this relay held, now superseded.
+        epoch: i64,
+    },
     /// Any other query failure.
     #[error("query failed: {0}")]
     Query(String),
 }
 
 impl StoreError {
+    /// True for [`StoreError::Unavailable`] and [`StoreError::Query`]: the same call may
+    /// succeed later (retry with backoff). The other variants need a change of input,
+    /// configuration, credentials or schema first.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::Query(_))
     }

@@ -16,7 +16,18 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// Advisory lock id held while migrating ("outbox" in ASCII).
 const MIGRATION_LOCK_ID: i64 = 0x6f75_7462_6f78;
 
-/// Applies every pending migration; returns the versions applied now.
+/// Applies every pending migration; returns the versions applied now (empty when the
+/// schema was up to date). Idempotent and safe to run from every replica at once; run it
+/// (or `outbox-relay migrate`) before writers enqueue and before the relay starts, which
+/// refuses a schema older or newer than its own.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), outbox_engine::StoreError> {
+/// let applied = outbox_engine::migrate("postgres://owner:secret@db:5432/orders").await?;
+/// println!("applied {} migrations", applied.len());
+/// # Ok(())
+/// # }
+/// ```
 pub async fn migrate(database_url: &str) -> Result<Vec<String>, StoreError> {
     // Connected here (TLS as the URL says), migrated on a blocking thread: diesel's
     // migration harness is synchronous.

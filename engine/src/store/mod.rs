@@ -2,10 +2,10 @@
 //! acknowledgements, parking, and status. SQL lives here and nowhere else.
 //!
 //! Contract of the relay queries (storage v2, see `relay_queries`):
-//! - [`read_page`] returns the next events of a range's batch in sequence order: the
+//! - `read_page` returns the next events of a range's batch in sequence order: the
 //!   events whose transaction became visible between two snapshots. A transaction that
 //!   commits late simply lands in a later batch, so nothing is skipped.
-//! - [`save_progress`] records the range's position in one fenced statement. Its commit
+//! - `save_progress` records the range's position in one fenced statement. Its commit
 //!   is asynchronous (`synchronous_commit = off` on relay connections): losing it in a
 //!   database crash only republishes those events.
 //! - Published rows are never updated or deleted one by one; [`retention`] retires whole
@@ -13,6 +13,8 @@
 
 pub mod dead_letters;
 mod error;
+// The relay's membership and lease queries, public only for the engine's tests.
+#[doc(hidden)]
 pub mod leases;
 mod migrate;
 pub mod pause;
@@ -66,6 +68,8 @@ pub enum SessionKind {
     /// republishes), a recognisable application name, and transactions left idle for
     /// longer than this ended by the server.
     Relay {
+        /// `idle_in_transaction_session_timeout`, in milliseconds: the server ends a
+        /// transaction left idle for longer.
         idle_in_transaction_ms: u64,
         /// No statement runs longer (a hung one fails its cycle, which is retried).
         statement_timeout_ms: u64,
@@ -80,7 +84,22 @@ pub enum SessionKind {
 
 /// Builds a pool after opening one connection the same way, so that a bad URL,
 /// credentials or setup fail here with the driver's own message (the pool would only
-/// report a timeout).
+/// report a timeout). TLS is configured in the URL ([`tls`]). `size` is the most
+/// connections the pool opens; they are opened on demand.
+///
+/// A service that enqueues can use it for its own connections, and hand it to the relay
+/// ([`crate::RelayBuilder`]):
+///
+/// ```no_run
+/// # async fn f() -> Result<(), outbox_engine::StoreError> {
+/// use outbox_engine::store::{self, SessionKind};
+///
+/// let pool = store::pool("postgres://app:secret@db:5432/orders", 8, SessionKind::Plain).await?;
+/// let mut conn = pool.get().await?;
+/// # let _ = &mut conn;
+/// # Ok(())
+/// # }
+/// ```
 pub async fn pool(url: &str, size: u32, kind: SessionKind) -> Result<Pool, StoreError> {
     let target = tls::Target::parse(url)?;
     let mut probe = target.connect().await?;

@@ -15,17 +15,23 @@ use crate::slots::SlotRange;
 /// One paused range, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, diesel::QueryableByName)]
 pub struct Paused {
+    /// First slot of the paused range.
     #[diesel(sql_type = Integer)]
     pub lo: i32,
+    /// Last slot of the paused range, included.
     #[diesel(sql_type = Integer)]
     pub hi: i32,
+    /// When it was paused (RFC 3339, the database's clock).
     #[diesel(sql_type = Text)]
     pub paused_at: String,
+    /// Who paused it, as given to [`pause`] (the CLI records `user@host`).
     #[diesel(sql_type = Text)]
     pub paused_by: String,
 }
 
 impl Paused {
+    /// Whether any slot of `range` is paused by this record: the relays skip such a
+    /// range whole.
     pub fn overlaps(&self, range: SlotRange) -> bool {
         self.lo <= range.end && range.start <= self.hi
     }
@@ -37,7 +43,27 @@ struct Changed {
     changed: bool,
 }
 
-/// Pauses `range`; returns false when it was paused already.
+/// Pauses `range`; returns false when it was paused already. `by` is recorded as who
+/// paused it. Every relay reads the pauses once per lease round
+/// (`lease_renew_interval_ms`) and skips the cycles of ranges overlapping one, so within
+/// about that long nothing of these slots is published; their events stay pending, in
+/// order, until [`resume`].
+///
+/// ```no_run
+/// # async fn f() -> Result<(), outbox_engine::StoreError> {
+/// use outbox_engine::slots::SlotRange;
+/// use outbox_engine::store::{self, pause};
+///
+/// let mut conn = store::connect("postgres://ops:secret@db:5432/orders").await?;
+/// let range = SlotRange { start: 0, end: 255 };
+/// if !pause::pause(&mut conn, range, "alice@ops-1").await? {
+///     println!("slots {range} were paused already");
+/// }
+/// // ... later, the same range exactly:
+/// pause::resume(&mut conn, range).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub async fn pause(
     conn: &mut AsyncPgConnection,
     range: SlotRange,
@@ -56,7 +82,9 @@ pub async fn pause(
     Ok(row.changed)
 }
 
-/// Resumes `range`; returns false when it was not paused (nothing changed).
+/// Resumes `range`; returns false when it was not paused (nothing changed). It must be
+/// the range exactly as paused (see [`paused`]): resuming part of a paused range, or a
+/// larger one, changes nothing.
 pub async fn resume(conn: &mut AsyncPgConnection, range: SlotRange) -> Result<bool, StoreError> {
     let row: Changed = diesel::sql_query(
         "WITH removed AS (DELETE FROM outbox_pause WHERE lo = $1 AND hi = $2 RETURNING 1) \
@@ -69,7 +97,7 @@ pub async fn resume(conn: &mut AsyncPgConnection, range: SlotRange) -> Result<bo
     Ok(row.changed)
 }
 
-/// Every paused range.
+/// Every paused range, in slot order.
 pub async fn paused(conn: &mut AsyncPgConnection) -> Result<Vec<Paused>, StoreError> {
     Ok(diesel::sql_query(
         "SELECT lo, hi, to_char(paused_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MSOF') AS paused_at, paused_by \

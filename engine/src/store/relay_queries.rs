@@ -6,6 +6,10 @@
 //! `done` snapshot, in sequence order. Published rows are never touched: progress is one
 //! row per range ([`save_progress`]), written only under the range's lease epoch.
 
+// Every public item here is `#[doc(hidden)]`: these are the relay's own queries, public
+// (through `store`) only so that the engine's tests and benches can drive them. They take
+// a range lease and change with the storage layout; a library user has no use for them.
+
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Double, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -14,13 +18,16 @@ use super::StoreError;
 use crate::lease::Lease;
 
 /// A `pg_snapshot` in its text form (`xmin:xmax:xip,...`), as PostgreSQL prints it.
+#[doc(hidden)]
 pub type SnapshotText = String;
 
 /// Nothing is visible in it: a range that never published starts here.
+#[doc(hidden)]
 pub const EMPTY_SNAPSHOT: &str = "1:1:";
 
 /// One outbox row of a batch.
 #[derive(Debug, Clone, diesel::QueryableByName)]
+#[doc(hidden)]
 pub struct EventRow {
     #[diesel(sql_type = Integer)]
     pub slot: i32,
@@ -50,6 +57,7 @@ pub struct EventRow {
 
 /// Where a range stands, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+#[doc(hidden)]
 pub struct StoredProgress {
     #[diesel(sql_type = Text)]
     pub done_snapshot: SnapshotText,
@@ -69,6 +77,7 @@ pub struct StoredProgress {
 
 /// Loads the range's progress row. A missing row means the layout changed under the
 /// lease: reported as [`StoreError::Fenced`].
+#[doc(hidden)]
 pub async fn load_progress(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
@@ -160,6 +169,7 @@ macro_rules! batch_keys_sql {
 
 /// A page of a batch: its first events, and the keys of the rest.
 #[derive(Debug, Default)]
+#[doc(hidden)]
 pub struct BatchPage {
     /// The batch snapshot (taken by the read when no batch was open).
     pub snapshot: SnapshotText,
@@ -175,6 +185,7 @@ pub struct BatchPage {
 /// in one scan of the candidates. With `batch = None` the batch snapshot is taken by
 /// this very statement (its own snapshot, so every row it can see is committed) and
 /// returned; otherwise the given open batch is continued.
+#[doc(hidden)]
 pub async fn read_page(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
@@ -230,6 +241,7 @@ pub async fn read_page(
 }
 
 /// Fetches the events of the given keys, in sequence order.
+#[doc(hidden)]
 pub async fn read_keys(
     conn: &mut AsyncPgConnection,
     keys: &[(i64, i64)],
@@ -257,6 +269,7 @@ pub async fn read_keys(
 
 /// What one progress write records.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct ProgressUpdate {
     pub done: SnapshotText,
     /// The open batch and its highest published sequence number, if one is open.
@@ -275,6 +288,7 @@ pub struct ProgressUpdate {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct CompletedBatch {
     pub from: SnapshotText,
     pub to: SnapshotText,
@@ -317,6 +331,7 @@ pub(super) fn fenced(lease: &Lease) -> StoreError {
 /// statement, only while the lease still has its epoch: the lease row is share-locked,
 /// so a takeover waits for this statement or this statement sees the new epoch. Fails
 /// with [`StoreError::Fenced`], changing nothing, after a takeover.
+#[doc(hidden)]
 pub async fn save_progress(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
@@ -369,6 +384,7 @@ pub async fn save_progress(
 /// behind it, see [`super::dead_letters`]); fenced like [`save_progress`]. The range's
 /// progress then moves past it like past a published event. Parking twice (after a
 /// crash) keeps the first copy. Returns the event's key.
+#[doc(hidden)]
 pub async fn park(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
@@ -410,6 +426,7 @@ pub async fn park(
 /// Records whether the broker deduplicates each topic the range publishes to (JSON
 /// object topic -> state), for `status`. Informational: written by the owner without
 /// fencing; a stale owner's write is replaced by the new owner's.
+#[doc(hidden)]
 pub async fn record_deduplication(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
@@ -429,6 +446,7 @@ pub async fn record_deduplication(
 
 /// Records why the range's cycles fail (`None`: they succeed again), for `status`.
 /// Informational: written by the owner without fencing.
+#[doc(hidden)]
 pub async fn record_range_error(
     conn: &mut AsyncPgConnection,
     lease: &Lease,
@@ -449,6 +467,7 @@ pub async fn record_range_error(
 
 /// What the wake-up watcher polls: two values that change without reading the table.
 #[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+#[doc(hidden)]
 pub struct ActivityMark {
     /// The last sequence number handed out, committed or not.
     #[diesel(sql_type = BigInt)]
@@ -460,6 +479,7 @@ pub struct ActivityMark {
 }
 
 /// Reads the outbox sequence and the current snapshot: one tuple, no table scan.
+#[doc(hidden)]
 pub async fn activity_mark(conn: &mut AsyncPgConnection) -> Result<ActivityMark, StoreError> {
     Ok(prepared(
         "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS last_value, \

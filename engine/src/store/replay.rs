@@ -15,21 +15,43 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::{EventRow, StoreError};
 use crate::slots::SlotRange;
 
-/// What to replay. At least one of range, key and topic must be given (the CLI checks).
+/// What to replay: the conditions given all apply. At least one of `range`, `key` and
+/// `topic` must be given ([`crate::replay::replay`] refuses otherwise).
+///
+/// ```
+/// use outbox_engine::store::replay::ReplayFilter;
+///
+/// // Everything of key `order-42` from seq 1000 on.
+/// let filter = ReplayFilter {
+///     key: Some("order-42".into()),
+///     from_seq: Some(1_000),
+///     ..ReplayFilter::default()
+/// };
+/// # assert!(filter.range.is_none());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplayFilter {
+    /// Events whose key's slot lies in this range; `None`: any slot.
     pub range: Option<SlotRange>,
+    /// Events of this key only; `None`: any key.
     pub key: Option<String>,
     /// As enqueued: a short name or a full `persistent://` name.
     pub topic: Option<String>,
+    /// First sequence number, included; `None`: from the oldest retained event. Before
+    /// the retention window it is an error, not a partial replay.
     pub from_seq: Option<i64>,
     /// An RFC 3339 time: events of transactions started at or after it.
     pub since: Option<String>,
+    /// Last sequence number, included; `None`: up to the newest published event.
     pub to_seq: Option<i64>,
 }
 
+// `Window`, `window`, `pending_seqs` and `page` are `#[doc(hidden)]`: the steps of
+// `crate::replay::replay`, public only for the engine's tests. Call `replay` instead.
+
 /// The oldest event still retained: the replay window starts there.
 #[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+#[doc(hidden)]
 pub struct Window {
     #[diesel(sql_type = Nullable<BigInt>)]
     pub oldest_seq: Option<i64>,
@@ -40,6 +62,7 @@ pub struct Window {
     pub since_before_window: bool,
 }
 
+#[doc(hidden)]
 pub async fn window(
     conn: &mut AsyncPgConnection,
     since: Option<&str>,
@@ -62,6 +85,7 @@ struct PendingSeq {
 }
 
 /// Sequence numbers not yet published: excluded from a replay.
+#[doc(hidden)]
 pub async fn pending_seqs(
     conn: &mut AsyncPgConnection,
 ) -> Result<std::collections::HashSet<i64>, StoreError> {
@@ -73,6 +97,7 @@ pub async fn pending_seqs(
 
 /// The next page of matching retained events after `after_seq`, in sequence order
 /// (pending ones included: the caller drops them with [`pending_seqs`]).
+#[doc(hidden)]
 pub async fn page(
     conn: &mut AsyncPgConnection,
     filter: &ReplayFilter,

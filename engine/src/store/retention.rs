@@ -40,11 +40,17 @@ const DROP_LOCK_TIMEOUT: Duration = Duration::from_millis(20);
 pub struct MaintenanceReport {
     /// False when another relay held the maintenance lock.
     pub ran: bool,
+    /// Partitions created ahead of the current transaction id.
     pub created: i64,
+    /// Partitions sealed: every range published past them.
     pub sealed: i64,
+    /// Names of the partitions truncated (sealed longer ago than the retention).
     pub truncated: Vec<String>,
+    /// Names of the truncated partitions dropped.
     pub dropped: Vec<String>,
+    /// Whether the default partition (rows beyond the partitions ahead) was emptied.
     pub default_emptied: bool,
+    /// Audit rows (one per completed batch) older than the retention, deleted.
     pub audit_rows_deleted: i64,
 }
 
@@ -244,16 +250,23 @@ fn quote_ident(name: &str) -> String {
 /// Table and index sizes of the outbox, for the soak and `status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, diesel::QueryableByName)]
 pub struct StorageSize {
+    /// Partitions of the outbox table (the default one included).
     #[diesel(sql_type = BigInt)]
     pub partitions: i64,
+    /// Bytes of their tables (TOAST included, indexes not).
     #[diesel(sql_type = BigInt)]
     pub table_bytes: i64,
+    /// Bytes of their indexes.
     #[diesel(sql_type = BigInt)]
     pub index_bytes: i64,
+    /// Bytes of the batch audit table (`outbox_batch`), indexes included.
     #[diesel(sql_type = BigInt)]
     pub batch_audit_bytes: i64,
 }
 
+/// Reads the [`StorageSize`]: steady under a steady load once retention retires
+/// partitions; growing without end means something holds retention back (see
+/// [`horizon_holder`]).
 pub async fn storage_size(conn: &mut AsyncPgConnection) -> Result<StorageSize, StoreError> {
     Ok(diesel::sql_query(
         "SELECT count(*) AS partitions, \
@@ -271,6 +284,7 @@ pub async fn storage_size(conn: &mut AsyncPgConnection) -> Result<StorageSize, S
 /// partition above its transaction id can be sealed, so nothing newer can be retired.
 #[derive(Debug, Clone, Serialize, diesel::QueryableByName)]
 pub struct HorizonHolder {
+    /// Its backend pid (`pg_terminate_backend(pid)` ends it).
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pub pid: i32,
     /// Seconds since its transaction started.
@@ -279,6 +293,7 @@ pub struct HorizonHolder {
     /// Seconds since its current (or last) statement started.
     #[diesel(sql_type = Double)]
     pub query_age_s: f64,
+    /// Its `application_name` (empty when unset): who to ask.
     #[diesel(sql_type = Text)]
     pub application_name: String,
 }

@@ -7,10 +7,14 @@ use serde::Serialize;
 
 use super::StoreError;
 
+/// Where one slot range stands: what is published, who last wrote its progress, and
+/// why it is stuck, if it is.
 #[derive(Debug, Clone, Serialize, diesel::QueryableByName)]
 pub struct RangeProgress {
+    /// First slot of the range.
     #[diesel(sql_type = Integer)]
     pub range_start: i32,
+    /// Last slot of the range, included.
     #[diesel(sql_type = Integer)]
     pub range_end: i32,
     /// Everything visible in this snapshot is published (`xmin:xmax:in-progress`).
@@ -19,16 +23,25 @@ pub struct RangeProgress {
     /// The batch being published, if one is open, and its cursor.
     #[diesel(sql_type = Nullable<Text>)]
     pub batch_snapshot: Option<String>,
+    /// Highest sequence number of the open batch already published (0: no batch open).
     #[diesel(sql_type = BigInt)]
     pub batch_seq: i64,
+    /// Lease epoch of the last progress write; `None` until a relay first recorded
+    /// progress for the range.
     #[diesel(sql_type = Nullable<BigInt>)]
     pub epoch: Option<i64>,
+    /// The relay that last recorded progress; `None` until one has.
     #[diesel(sql_type = Nullable<Text>)]
     pub relay_id: Option<String>,
+    /// Events published from this range since it was laid out (a change of the
+    /// partition count starts new ranges at 0).
     #[diesel(sql_type = BigInt)]
     pub published_total: i64,
+    /// Events of this range dead-lettered or held (`outbox_parked`), counted the same way.
     #[diesel(sql_type = BigInt)]
     pub parked_total: i64,
+    /// When progress was last written (RFC 3339, the database's clock). An old value
+    /// with events pending means the range is not moving.
     #[diesel(sql_type = Text)]
     pub updated_at: String,
     /// Whether the broker deduplicates each topic the range published to (JSON object
@@ -38,6 +51,7 @@ pub struct RangeProgress {
     /// Why the range is not moving: its cycles' last failure, until one succeeds.
     #[diesel(sql_type = Nullable<Text>)]
     pub last_error: Option<String>,
+    /// When [`Self::last_error`] was recorded (RFC 3339); `None` with it.
     #[diesel(sql_type = Nullable<Text>)]
     pub last_error_at: Option<String>,
 }
@@ -103,14 +117,23 @@ pub struct KeyLockHolder {
     pub keys_locked: i64,
 }
 
-/// A snapshot of the outbox.
+/// A snapshot of the outbox: what [`crate::RelayHandle::status`] returns and
+/// `outbox-relay status --json` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
+    /// Events committed and not yet published (those of paused ranges included).
     pub pending: i64,
+    /// Age in seconds of the oldest pending event, from its writer's transaction start;
+    /// `None` when nothing is pending. Growing: the relays are behind or stopped.
     pub oldest_pending_age_s: Option<f64>,
+    /// Rows of `outbox_parked`: dead letters and events held behind them, resolved ones
+    /// included (the unresolved are in [`Self::quarantine`]).
     pub parked: i64,
+    /// Progress of every slot range, in slot order.
     pub ranges: Vec<RangeProgress>,
+    /// Every range lease: owner, epoch, seconds to expiry, and its pending backlog.
     pub leases: Vec<LeaseStatus>,
+    /// The live relay processes of the group (id, host, pid, heartbeat age, leaving).
     pub relays: Vec<RelayStatus>,
     /// Open writer transactions holding key locks for longer than a second.
     pub key_locks: Vec<KeyLockHolder>,
@@ -120,6 +143,21 @@ pub struct Status {
     pub quarantine: super::dead_letters::Counts,
 }
 
+/// Reads the [`Status`] on any connection (a few small queries; no lock taken). A
+/// running relay gives the same through [`crate::RelayHandle::status`].
+///
+/// ```no_run
+/// # async fn f() -> Result<(), outbox_engine::StoreError> {
+/// use outbox_engine::store;
+///
+/// let mut conn = store::connect("postgres://ops:secret@db:5432/orders").await?;
+/// let status = store::status(&mut conn).await?;
+/// if let Some(age) = status.oldest_pending_age_s {
+///     println!("{} pending, oldest {age:.1} s", status.pending);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> {
     let backlog: Backlog = diesel::sql_query(
         "SELECT count(*) AS pending, \

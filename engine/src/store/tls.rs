@@ -54,6 +54,11 @@ fn readable(parameter: &str, path: &str) -> Result<(), StoreError> {
 }
 
 impl Target {
+    /// Reads the TLS parameters of a database URL (see the module documentation).
+    /// Refuses ([`StoreError::Refused`]), naming the parameter or path, an unknown
+    /// `sslmode`, a certificate or key file that cannot be read or is not PEM, and
+    /// `sslcert` without `sslkey` or the reverse. A URL that does not parse is passed on
+    /// for the driver to report.
     pub fn parse(url: &str) -> Result<Target, StoreError> {
         let Ok(mut parsed) = url::Url::parse(url) else {
             // Let the driver say what is wrong with it.

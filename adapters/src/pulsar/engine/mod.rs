@@ -37,12 +37,18 @@ const MAX_REDIRECTS: usize = 5;
 /// One message of a batch.
 #[derive(Debug, Clone)]
 pub struct BatchItem {
+    /// The message's sequence id: above the previous item's, and above `last_persisted`.
     pub sequence_id: u64,
+    /// The message key, also sent as its ordering key.
     pub key: String,
+    /// The message payload.
     pub payload: Vec<u8>,
+    /// The message properties.
     pub properties: Vec<proto::KeyValue>,
 }
 
+/// A producer on one topic, under a name of the caller's choosing, that sends the
+/// caller's sequence ids; see the module contract.
 pub struct EngineProducer {
     wire: Wire,
     producer_id: u64,
@@ -160,6 +166,7 @@ impl EngineProducer {
         })
     }
 
+    /// The producer name the broker confirmed (the one asked for).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -273,6 +280,7 @@ impl EngineProducer {
         Ok(Some((receipt, last_id)))
     }
 
+    /// True once a failure made the producer unusable: drop it and create a new one.
     pub fn is_broken(&self) -> bool {
         self.wire.is_broken()
     }

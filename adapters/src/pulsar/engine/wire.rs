@@ -34,15 +34,31 @@ const PROTOCOL_VERSION: i32 = 19;
 /// What went wrong on the wire.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WireError {
+    /// The broker could not be reached, the TLS handshake failed (the reason says what to
+    /// check), or the URL is not `pulsar://` or `pulsar+ssl://`.
     #[error("cannot connect to {address}: {reason}")]
-    Connect { address: String, reason: String },
+    Connect {
+        /// `host:port`, or the URL as given when it is unusable.
+        address: String,
+        /// The operating system's or the parser's error.
+        reason: String,
+    },
+    /// The connection closed or failed, or the wire was broken off: open a new one.
     #[error("connection to the broker lost")]
     Lost,
+    /// No answer within the timeout carried.
     #[error("no answer from the broker within {0:?}")]
     Timeout(Duration),
     /// The broker answered with an error: its code (`proto::ServerError`) and message.
     #[error("broker error {code}: {message}")]
-    Server { code: i32, message: String },
+    Server {
+        /// The `proto::ServerError` code.
+        code: i32,
+        /// The broker's message.
+        message: String,
+    },
+    /// The broker's answer was not what the protocol calls for (or the lookup asked for
+    /// something unsupported, such as a proxy).
     #[error("unexpected answer from the broker: {0}")]
     Protocol(String),
 }
@@ -63,7 +79,10 @@ type Sink = SplitSink<Framed<Box<dyn Stream>, Codec>, Frame>;
 /// connector for `pulsar+ssl://` URLs.
 #[derive(Clone, Default)]
 pub struct Dial {
+    /// The Pulsar authentication token (JWT) presented at connect; `None`: none.
     pub token: Option<Vec<u8>>,
+    /// The connector for `pulsar+ssl://` URLs ([`super::tls::connector`]); `None`
+    /// refuses them with [`WireError::Connect`].
     pub tls: Option<tokio_native_tls::TlsConnector>,
 }
 
@@ -82,6 +101,7 @@ pub fn is_tls(url: &str) -> bool {
 }
 type Waiters = Arc<Mutex<HashMap<Waiter, oneshot::Sender<proto::BaseCommand>>>>;
 
+/// One connection to a broker; see the module contract.
 pub struct Wire {
     address: String,
     sink: Arc<tokio::sync::Mutex<Sink>>,
@@ -264,10 +284,13 @@ impl Wire {
         })
     }
 
+    /// True once the connection failed or was broken off: every later call fails with
+    /// [`WireError::Lost`].
     pub fn is_broken(&self) -> bool {
         self.broken.load(Ordering::SeqCst)
     }
 
+    /// A fresh request id for [`Wire::request`], unique on this connection.
     pub fn request_id(&self) -> u64 {
         self.next_request.fetch_add(1, Ordering::Relaxed)
     }
@@ -299,6 +322,8 @@ impl Wire {
         Ok(receipt)
     }
 
+    /// Waits up to `timeout` for an answer registered by [`Wire::send_message`]; a broker
+    /// error in it becomes [`WireError::Server`].
     pub async fn wait(
         &self,
         answer: oneshot::Receiver<proto::BaseCommand>,
