@@ -76,6 +76,7 @@ bench: toolchain
 lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p outbox-engine -p outbox-adapters
 
 fmt:
 	$(CARGO) fmt --all

@@ -17,7 +17,9 @@ use ureq::OrAnyStatus;
 /// An admin API answer: the HTTP status and the body as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminResponse {
+    /// The HTTP status code (4xx and 5xx included: they are answers too).
     pub status: u16,
+    /// The response body, as text.
     pub body: String,
 }
 
@@ -25,8 +27,11 @@ pub struct AdminResponse {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{method} {url}: {reason}")]
 pub struct AdminError {
+    /// The HTTP method of the call.
     pub method: String,
+    /// The full URL called.
     pub url: String,
+    /// Why no answer came: refused, timed out, malformed response.
     pub reason: String,
 }
 
@@ -72,7 +77,9 @@ pub async fn request(
 /// `brokerDeduplicationEnabled`, per namespace or topic).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deduplication {
+    /// The broker deduplicates: with the engine producer, nothing is published twice.
     On,
+    /// It does not: delivery is at-least-once (crashes and takeovers may resend).
     Off,
     /// Not known: no admin URL, the admin API did not answer, or the stock producer
     /// (which cannot set sequence ids, so deduplication cannot help it).

@@ -21,17 +21,25 @@ use crate::verify::Delivery;
 /// One outbox event as a consumer sees it.
 #[derive(Debug, Clone)]
 pub struct ReceivedEvent {
+    /// The full topic name it came from (`persistent://tenant/namespace/topic`).
     pub topic: String,
+    /// The event's ordering key (the message key).
     pub key: String,
+    /// The outbox sequence number (property `seq`): per key it follows commit order.
     pub seq: i64,
+    /// The event's unique id (property `event_id`), stable across resends: deduplicate
+    /// on it.
     pub event_id: String,
+    /// The event type given at enqueue (property `event_type`).
     pub event_type: String,
+    /// The payload, as enqueued.
     pub payload: Vec<u8>,
     /// Every property, the three above included.
     pub properties: HashMap<String, String>,
 }
 
 impl ReceivedEvent {
+    /// Its key and sequence number, for a [`crate::verify::DeliveryLedger`].
     pub fn delivery(&self) -> Delivery {
         Delivery {
             key: self.key.clone(),
@@ -40,17 +48,37 @@ impl ReceivedEvent {
     }
 }
 
+/// Why reading events failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
+    /// The broker refused the subscription, or could not be reached.
     #[error("cannot subscribe to {topic}: {reason}")]
-    Subscribe { topic: String, reason: String },
+    Subscribe {
+        /// The topic subscribed to.
+        topic: String,
+        /// The client's or broker's error.
+        reason: String,
+    },
+    /// The connection failed while receiving: subscribe again (the broker's cursor
+    /// keeps the position).
     #[error("receiving from Pulsar failed: {0}")]
     Receive(String),
+    /// A message without the outbox's properties (published by something else).
     #[error("message {message_id} is not an outbox event: {reason}")]
-    NotAnOutboxEvent { message_id: String, reason: String },
+    NotAnOutboxEvent {
+        /// The broker's id of the message.
+        message_id: String,
+        /// Which property is missing or malformed.
+        reason: String,
+    },
     /// A [`super::ResubscribingConsumer`] spent its resubscribes.
     #[error("consumer keeps failing after {resubscribes} resubscribes: {last}")]
-    GaveUp { resubscribes: u32, last: String },
+    GaveUp {
+        /// How many times it subscribed again.
+        resubscribes: u32,
+        /// The last error.
+        last: String,
+    },
 }
 
 /// A received message's properties as a map.
@@ -97,7 +125,7 @@ fn ends_its_entry(batch_index: Option<i32>, batch_size: Option<i32>) -> bool {
 
 /// A subscription that acknowledges as it hands messages out, whole entries only (see
 /// the module docs): cumulatively on an exclusive or failover subscription (after a
-/// reconnect up to [`ACK_EVERY`] messages, plus the rest of a batch, may be delivered
+/// reconnect up to `ACK_EVERY` (256) messages, plus the rest of a batch, may be delivered
 /// again), entry by entry on a shared or key-shared one, where the broker does not
 /// accept cumulative acknowledgements.
 pub struct EventConsumer {
