@@ -64,6 +64,40 @@ PIDFILE=$CACHE/pulsar.pid
 # (what the broker advertises in lookups), and a second CA that signed nothing here.
 TLS_DIR=${OUTBOX_PULSAR_TLS_DIR:-$CACHE/pulsar-tls}
 
+# Token authentication (engine/tests/pulsar_auth.rs): the broker checks every token a
+# client presents against secret.key (HS256) and refuses a forged one; a client that
+# presents none is let in as "anonymous" (authorisation stays off), so the rest of the
+# suite needs no token. relay.token is valid; forged.token is signed with another key.
+AUTH_DIR=${OUTBOX_PULSAR_AUTH_DIR:-$CACHE/pulsar-auth}
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+# An HS256 JWT for subject $2, signed with the key in file $1.
+sign_token() {
+  local header payload key sig
+  header=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+  payload=$(printf '{"sub":"%s"}' "$2" | b64url)
+  key=$(od -An -tx1 -v "$1" | tr -d ' \n')
+  sig=$(printf '%s.%s' "$header" "$payload" \
+    | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | b64url)
+  printf '%s.%s.%s\n' "$header" "$payload" "$sig"
+}
+
+ensure_auth() {
+  mkdir -p "$AUTH_DIR"
+  [ -f "$AUTH_DIR/forged.token" ] && return 0
+  command -v openssl >/dev/null 2>&1 || svc_apt_install openssl
+  svc_log "making the broker's token secret and test tokens in $AUTH_DIR"
+  (
+    cd "$AUTH_DIR"
+    openssl rand 32 >secret.key
+    openssl rand 32 >other.key
+    sign_token secret.key outbox-relay >relay.token
+    sign_token other.key outbox-relay >forged.token
+    chmod 0600 secret.key other.key relay.token forged.token
+  ) || svc_die "could not make the token material in $AUTH_DIR"
+}
+
 ensure_tls() {
   mkdir -p "$TLS_DIR"
   [ -f "$TLS_DIR/server.key" ] && return 0
@@ -205,6 +239,11 @@ write_conf() {
   set_key "$tmp" tlsCertificateFilePath "$TLS_DIR/server.crt"
   set_key "$tmp" tlsKeyFilePath "$TLS_DIR/server.key"
   set_key "$tmp" tlsTrustCertsFilePath "$TLS_DIR/ca.crt"
+  # Tokens are checked when presented (see ensure_auth); no token: "anonymous".
+  set_key "$tmp" authenticationEnabled true
+  set_key "$tmp" authenticationProviders org.apache.pulsar.broker.authentication.AuthenticationProviderToken
+  set_key "$tmp" tokenSecretKey "file://$AUTH_DIR/secret.key"
+  set_key "$tmp" anonymousUserRole anonymous
   set_key "$tmp" webServicePort "$HTTP_PORT"
   set_key "$tmp" brokerDeleteInactiveTopicsEnabled false
   set_key "$tmp" allowAutoTopicCreation true
@@ -364,6 +403,7 @@ prepare() {
   ensure_dist
   CONF_CHANGED=0
   ensure_tls
+  ensure_auth
   if write_conf; then CONF_CHANGED=1; fi
 }
 

@@ -116,6 +116,16 @@ impl PublishError {
     /// A producer for `topic` could not be created, the broker answering with server
     /// error `code` (if any): a refusal (see [`refusal`]) or a transient failure.
     pub(crate) fn producer_refused(topic: &str, code: Option<i32>, reason: String) -> Self {
+        // Credentials the broker does not accept concern the connection, not the topic or
+        // its events: waited out like an unreachable broker, never dead-lettered.
+        if code == Some(pulsar::message::proto::ServerError::AuthenticationError as i32) {
+            return PublishError::ProducerUnavailable {
+                topic: topic.to_owned(),
+                reason: format!(
+                    "the broker refused the client's credentials ({reason}): check PULSAR_AUTH_TOKEN / pulsar.auth_token_file"
+                ),
+            };
+        }
         match code.and_then(refusal) {
             Some(may_heal) => PublishError::TopicRefused {
                 topic: topic.to_owned(),
@@ -149,11 +159,7 @@ impl PublishError {
 /// events or the configuration helps, `None` when it is not a refusal (retried).
 pub(crate) fn refusal(code: i32) -> Option<bool> {
     use pulsar::message::proto::ServerError;
-    let healing = [
-        ServerError::AuthorizationError,
-        ServerError::AuthenticationError,
-        ServerError::TopicNotFound,
-    ];
+    let healing = [ServerError::AuthorizationError, ServerError::TopicNotFound];
     let final_ = [
         ServerError::InvalidTopicName,
         ServerError::NotAllowedError,
