@@ -40,7 +40,7 @@ pub use relay_queries::{
     record_range_error, save_progress, ActivityMark, BatchPage, CompletedBatch, EventRow,
     ProgressUpdate, SnapshotText, StoredProgress, EMPTY_SNAPSHOT,
 };
-pub use status::{status, RangeProgress, Status};
+pub use status::{status, status_counting_up_to, RangeProgress, Status, PENDING_COUNT_CAP};
 
 /// A pool of PostgreSQL connections.
 pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;

@@ -56,10 +56,17 @@ pub struct RangeProgress {
     pub last_error_at: Option<String>,
 }
 
+/// `status` counts at most this many pending events, overall and per range, so that it
+/// stays cheap on a large backlog (it reads only pending events, through the
+/// `(tx, slot)` index, never the published ones kept for the audit trail).
+pub const PENDING_COUNT_CAP: i64 = 100_000;
+
 #[derive(Debug, Clone, Serialize, diesel::QueryableByName)]
 struct Backlog {
     #[diesel(sql_type = BigInt)]
     pending: i64,
+    #[diesel(sql_type = Bool)]
+    pending_capped: bool,
     #[diesel(sql_type = Nullable<Double>)]
     oldest_pending_age_s: Option<f64>,
     #[diesel(sql_type = BigInt)]
@@ -84,6 +91,10 @@ pub struct LeaseStatus {
     pub pending: i64,
     #[diesel(sql_type = Nullable<Double>)]
     pub oldest_pending_age_s: Option<f64>,
+    /// More events wait than [`PENDING_COUNT_CAP`]: `pending` and the age are lower
+    /// bounds.
+    #[diesel(sql_type = Bool)]
+    pub pending_capped: bool,
 }
 
 /// One relay process of the group.
@@ -126,6 +137,9 @@ pub struct Status {
     /// Age in seconds of the oldest pending event, from its writer's transaction start;
     /// `None` when nothing is pending. Growing: the relays are behind or stopped.
     pub oldest_pending_age_s: Option<f64>,
+    /// More than [`PENDING_COUNT_CAP`] events are pending: counting stopped there, and
+    /// `pending` and `oldest_pending_age_s` are lower bounds.
+    pub pending_capped: bool,
     /// Rows of `outbox_parked`: dead letters and events held behind them, resolved ones
     /// included (the unresolved are in [`Self::quarantine`]).
     pub parked: i64,
@@ -159,11 +173,22 @@ pub struct Status {
 /// # }
 /// ```
 pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> {
+    status_counting_up_to(conn, PENDING_COUNT_CAP).await
+}
+
+/// [`status`], counting at most `cap` pending events overall and per range.
+#[doc(hidden)] // `status` with the cap of a test.
+pub async fn status_counting_up_to(
+    conn: &mut AsyncPgConnection,
+    cap: i64,
+) -> Result<Status, StoreError> {
     let backlog: Backlog = diesel::sql_query(
-        "SELECT count(*) AS pending, \
+        "SELECT least(count(*), $1) AS pending, count(*) > $1 AS pending_capped, \
                 extract(epoch FROM now() - min(created_at))::float8 AS oldest_pending_age_s, \
-                (SELECT count(*) FROM outbox_parked) AS parked FROM outbox_pending",
+                (SELECT count(*) FROM outbox_parked) AS parked \
+         FROM (SELECT created_at FROM outbox_pending LIMIT $1 + 1) counted",
     )
+    .bind::<BigInt, _>(cap)
     .get_result(conn)
     .await?;
     let ranges: Vec<RangeProgress> = diesel::sql_query(
@@ -180,11 +205,15 @@ pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> 
         "SELECT l.range_start, l.range_end, l.owner, l.epoch, \
                 CASE WHEN l.owner IS NULL THEN NULL \
                      ELSE extract(epoch FROM l.expires_at - now())::float8 END AS expires_in_s, \
-                count(e.seq) AS pending, \
-                extract(epoch FROM now() - min(e.created_at))::float8 AS oldest_pending_age_s \
-         FROM outbox_lease l LEFT JOIN outbox_pending e ON e.slot BETWEEN l.range_start AND l.range_end \
-         GROUP BY l.range_start, l.range_end, l.owner, l.epoch, l.expires_at ORDER BY l.range_start",
+                least(e.pending, $1) AS pending, e.pending > $1 AS pending_capped, \
+                extract(epoch FROM now() - e.oldest)::float8 AS oldest_pending_age_s \
+         FROM outbox_lease l CROSS JOIN LATERAL ( \
+              SELECT count(*) AS pending, min(p.created_at) AS oldest FROM ( \
+                SELECT created_at FROM outbox_pending p \
+                 WHERE p.slot BETWEEN l.range_start AND l.range_end LIMIT $1 + 1) p) e \
+         ORDER BY l.range_start",
     )
+    .bind::<BigInt, _>(cap)
     .load(conn)
     .await?;
     let relays: Vec<RelayStatus> = diesel::sql_query(
@@ -213,6 +242,7 @@ pub async fn status(conn: &mut AsyncPgConnection) -> Result<Status, StoreError> 
         relays,
         key_locks,
         pending: backlog.pending,
+        pending_capped: backlog.pending_capped,
         oldest_pending_age_s: backlog.oldest_pending_age_s,
         parked: backlog.parked,
         ranges,

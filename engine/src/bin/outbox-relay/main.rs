@@ -314,7 +314,14 @@ async fn status(config: &RelayConfig, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&status)?);
         return Ok(());
     }
-    println!("pending events:      {}", status.pending);
+    if status.pending_capped {
+        println!(
+            "pending events:      more than {} (counting stops there)",
+            status.pending
+        );
+    } else {
+        println!("pending events:      {}", status.pending);
+    }
     match status.oldest_pending_age_s {
         Some(age) => println!("oldest pending age:  {age:.3} s"),
         None => println!("oldest pending age:  -"),
@@ -359,7 +366,11 @@ async fn status(config: &RelayConfig, json: bool) -> anyhow::Result<()> {
                 .expires_in_s
                 .map(|s| format!("{s:.1} s"))
                 .unwrap_or_else(|| "-".into()),
-            lease.pending,
+            if lease.pending_capped {
+                format!(">{}", lease.pending)
+            } else {
+                lease.pending.to_string()
+            },
             lease
                 .oldest_pending_age_s
                 .map(|s| format!("{s:.3} s"))
