@@ -44,11 +44,15 @@ use crate::slots::SlotRange;
 use crate::store::Pool;
 
 /// What outlives one partition actor of a range (restarts build a new actor): the cycle
-/// running now, since when and how to abort it (for the supervisor's watchdog), and the
-/// failures of one event counted across restarts.
+/// running now, since when and how to abort it, when the actor last began a cycle (both
+/// for the supervisor's watchdog), and the failures of one event counted across
+/// restarts.
 #[derive(Debug, Default)]
 pub struct PartitionHealth {
     running: Mutex<Option<(Instant, AbortHandle)>>,
+    /// When the running actor last began a cycle (or looked and found its range paused);
+    /// `None` while no actor runs.
+    last_cycle: Mutex<Option<Instant>>,
     failing: Mutex<Option<Failing>>,
     poison: Mutex<Option<Poison>>,
 }
@@ -139,6 +143,25 @@ impl PartitionHealth {
 
     fn set(&self, value: Option<(Instant, AbortHandle)>) {
         *locked(&self.running) = value;
+    }
+
+    /// The actor is alive and about to cycle (or was just started, or looked at a pause).
+    fn mark_cycling(&self, now: Instant) {
+        *locked(&self.last_cycle) = Some(now);
+    }
+
+    fn mark_gone(&self) {
+        *locked(&self.last_cycle) = None;
+    }
+
+    /// Alive but stuck: an actor runs, no cycle is running, and none began for longer
+    /// than `limit`. A healthy partition begins one at least every `idle_poll_max_ms`
+    /// (idle), `retry_backoff_max_ms` (failing) or 250 ms (paused).
+    pub fn stalled(&self, now: Instant, limit: Duration) -> bool {
+        if locked(&self.running).is_some() {
+            return false; // a long cycle is `abort_if_older_than`'s business
+        }
+        locked(&self.last_cycle).is_some_and(|last| now.saturating_duration_since(last) > limit)
     }
 
     /// Counts a failure that points at one event; past `max_attempts` in a row the event
@@ -387,11 +410,13 @@ impl Actor for Partition {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(range = %self.range, epoch = self.lease.epoch, "partition started");
+        self.health.mark_cycling(Instant::now());
         ctx.notify(Cycle);
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.health.set(None);
+        self.health.mark_gone();
         self.supervisor.do_send(PartitionStopped {
             range: self.range,
             reason: self.stop_reason.clone(),
@@ -412,6 +437,7 @@ impl Handler<Cycle> for Partition {
         if self.worker.is_none() {
             return; // a cycle is already running
         }
+        self.health.mark_cycling(Instant::now());
         if self.stats.is_paused(self.range) {
             // Held by an operator: its events stay pending, in order, until the resume.
             self.schedule(ctx, PAUSED_RECHECK);
@@ -484,5 +510,33 @@ impl Handler<Stop> for Partition {
 
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
         self.stop_with(StopReason::Requested, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_is_stalled_only_when_alive_idle_and_silent_past_the_limit() {
+        let health = PartitionHealth::default();
+        let limit = Duration::from_secs(60);
+        let start = Instant::now();
+        let later = start + Duration::from_secs(61);
+        // No actor runs: never stalled.
+        assert!(!health.stalled(later, limit));
+        health.mark_cycling(start);
+        assert!(!health.stalled(start + Duration::from_secs(59), limit));
+        assert!(health.stalled(later, limit));
+        // A cycle running (however long) is the cycle watchdog's, not a stall.
+        let (abort, _registration) = AbortHandle::new_pair();
+        health.set(Some((start, abort)));
+        assert!(!health.stalled(later, limit));
+        health.set(None);
+        // A new cycle began: alive again.
+        health.mark_cycling(later);
+        assert!(!health.stalled(later + Duration::from_secs(1), limit));
+        health.mark_gone();
+        assert!(!health.stalled(later + Duration::from_secs(600), limit));
     }
 }

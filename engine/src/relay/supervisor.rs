@@ -379,13 +379,36 @@ impl Supervisor {
         }));
     }
 
+    /// Every 500 ms: aborts a cycle running past `cycle_timeout_ms` (the partition then
+    /// stops and is restarted), and stops a partition that is alive but has begun no
+    /// cycle for longer than any healthy one waits (it is restarted the same way).
     fn watchdog(&mut self) {
         let limit = Duration::from_millis(self.config.cycle_timeout_ms);
+        let stall_limit = self.stall_limit();
+        let now = Instant::now();
         for entry in self.entries.values() {
-            if entry.addr.is_some() && entry.health.abort_if_older_than(limit) {
+            let Some(addr) = &entry.addr else {
+                continue;
+            };
+            if entry.health.abort_if_older_than(limit) {
                 tracing::error!(range = %entry.lease.range, "partition stuck in one cycle; aborted");
+            } else if !entry.releasing && entry.health.stalled(now, stall_limit) {
+                tracing::error!(range = %entry.lease.range, stalled_ms = stall_limit.as_millis() as u64, "partition alive but no longer cycling; restarting it");
+                addr.do_send(Stop);
             }
         }
+    }
+
+    /// Longer than any healthy pause between two cycles: the idle poll, the retry
+    /// backoff, a stop waiting for acknowledgements (bounded by the cycle timeout).
+    fn stall_limit(&self) -> Duration {
+        Duration::from_millis(
+            self.config.cycle_timeout_ms
+                + self
+                    .config
+                    .idle_poll_max_ms
+                    .max(self.config.retry_backoff_max_ms),
+        )
     }
 
     fn finish_shutdown_if_done(&mut self, ctx: &mut Context<Self>) {
