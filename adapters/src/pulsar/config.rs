@@ -77,6 +77,17 @@ pub struct PulsarConfig {
     /// unreadable file is refused naming the path. The environment variable
     /// `PULSAR_AUTH_TOKEN` (read by the binary into [`Self::auth_token`]) wins over it.
     pub auth_token_file: Option<String>,
+    /// OAuth2 (client credentials) instead of a static token: the issuer's URL, whose
+    /// `/.well-known/openid-configuration` names the token endpoint. Needs
+    /// [`Self::oauth2_credentials_file`]; not together with a token.
+    pub oauth2_issuer_url: Option<String>,
+    /// The OAuth2 client's credentials: a JSON file `{"client_id": ..., "client_secret":
+    /// ...}` (the format of Pulsar's other clients), read at start; never printed.
+    pub oauth2_credentials_file: Option<String>,
+    /// The OAuth2 audience to ask the token for (the broker's, e.g. `urn:pulsar:...`).
+    pub oauth2_audience: Option<String>,
+    /// The OAuth2 scope to ask for, if the issuer wants one.
+    pub oauth2_scope: Option<String>,
     /// For `pulsar+ssl://` URLs: a PEM file of the certificate authorities to trust for
     /// the broker's certificate (a bundle may hold several); unset: the system's roots.
     /// An unreadable or empty file is refused at start, naming the path.
@@ -155,6 +166,10 @@ impl Default for PulsarConfig {
             auth_token_file: None,
             tls_trust_certs_file: None,
             tls_hostname_verification: true,
+            oauth2_issuer_url: None,
+            oauth2_credentials_file: None,
+            oauth2_audience: None,
+            oauth2_scope: None,
             auth_token: None,
         }
     }
@@ -213,6 +228,7 @@ impl PulsarConfig {
             }
         }
         self.token()?;
+        super::oauth2::check(self)?;
         if let Some(path) = &self.tls_trust_certs_file {
             if !self.url.starts_with("pulsar+ssl://") {
                 return Err(format!(

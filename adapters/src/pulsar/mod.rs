@@ -14,6 +14,7 @@ mod config;
 pub(crate) mod consume;
 pub mod engine;
 mod error;
+pub mod oauth2;
 mod publisher;
 mod resubscribe;
 mod topic;

@@ -40,6 +40,9 @@ pub struct PulsarPublisher {
     /// events go through the engine's own producers under this name.
     producer_name: Option<String>,
     engine: HashMap<String, EngineProducer>,
+    /// How the engine producers connect (token or OAuth2 provider, TLS), built at the
+    /// first engine producer and kept: the OAuth2 token is cached in it.
+    dial: Option<Dial>,
     /// Whether the broker deduplicates, per topic this publisher has produced to; filled
     /// in the background ([`super::admin`]) so publishing never waits for the admin API.
     deduplication: Arc<DashMap<String, Deduplication>>,
@@ -54,15 +57,17 @@ impl std::fmt::Debug for PulsarPublisher {
     }
 }
 
-/// How the engine producer reaches the broker: the token, and TLS for `pulsar+ssl://`.
-fn engine_dial(config: &PulsarConfig) -> Result<Dial, String> {
+/// How the engine producer reaches the broker: the token or OAuth2 provider, and TLS for
+/// `pulsar+ssl://`. Built once per publisher (the OAuth2 token is cached in it).
+async fn engine_dial(config: &PulsarConfig) -> Result<Dial, String> {
     let token = config.token()?.map(|t| t.expose().as_bytes().to_vec());
+    let oauth2 = super::oauth2::provider(config).await?;
     let tls = if super::engine::tls::is_tls_url(&config.url) {
         Some(super::engine::tls::connector(config)?)
     } else {
         None
     };
-    Ok(Dial { token, tls })
+    Ok(Dial { token, oauth2, tls })
 }
 
 /// Builds a client. Must run inside the tokio runtime that will drive the client's tasks.
@@ -81,7 +86,13 @@ pub async fn connect(config: &PulsarConfig) -> Result<Pulsar<TokioExecutor>, Pub
                 reason: format!("pulsar.tls_trust_certs_file {path:?}: {e}"),
             })?;
     }
-    if let Some(token) = token {
+    let oauth2 = super::oauth2::stock_provider(config).map_err(|reason| PublishError::Connect {
+        url: config.url.clone(),
+        reason,
+    })?;
+    if let Some(provider) = oauth2 {
+        builder = builder.with_auth_provider(provider);
+    } else if let Some(token) = token {
         builder = builder.with_auth(pulsar::Authentication {
             name: "token".into(),
             data: token.expose().as_bytes().to_vec(),
@@ -122,6 +133,7 @@ impl PulsarPublisher {
             producers: HashMap::new(),
             producer_name: None,
             engine: HashMap::new(),
+            dial: None,
             deduplication: Arc::default(),
         }
     }
@@ -361,11 +373,18 @@ impl PulsarPublisher {
         let timeout = self.config.operation_timeout();
         if !self.engine.contains_key(topic) {
             let name = self.producer_name.clone().unwrap_or_default();
-            let dial = engine_dial(&self.config).map_err(|reason| PublishError::Connect {
-                url: self.config.url.clone(),
-                reason,
-            })?;
-            let producer = EngineProducer::create(&self.config.url, topic, &name, timeout, &dial)
+            if self.dial.is_none() {
+                let dial =
+                    engine_dial(&self.config)
+                        .await
+                        .map_err(|reason| PublishError::Connect {
+                            url: self.config.url.clone(),
+                            reason,
+                        })?;
+                self.dial = Some(dial);
+            }
+            let dial = self.dial.as_ref().expect("set just above");
+            let producer = EngineProducer::create(&self.config.url, topic, &name, timeout, dial)
                 .await
                 .map_err(|error| engine_creation_error(topic, error))?;
             tracing::debug!(%topic, producer = %name, last_persisted = producer.last_persisted, "engine producer ready");

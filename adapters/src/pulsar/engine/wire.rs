@@ -81,6 +81,8 @@ type Sink = SplitSink<Framed<Box<dyn Stream>, Codec>, Frame>;
 pub struct Dial {
     /// The Pulsar authentication token (JWT) presented at connect; `None`: none.
     pub token: Option<Vec<u8>>,
+    /// OAuth2: asked for the current access token at every connect (wins over `token`).
+    pub oauth2: Option<crate::pulsar::oauth2::SharedProvider>,
     /// The connector for `pulsar+ssl://` URLs ([`super::tls::connector`]); `None`
     /// refuses them with [`WireError::Connect`].
     pub tls: Option<tokio_native_tls::TlsConnector>,
@@ -90,6 +92,7 @@ impl std::fmt::Debug for Dial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dial")
             .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("oauth2", &self.oauth2.is_some())
             .field("tls", &self.tls.is_some())
             .finish()
     }
@@ -206,7 +209,16 @@ impl Wire {
         let stream = tokio::time::timeout(timeout, connect_stream(url, dial))
             .await
             .map_err(|_| WireError::Timeout(timeout))??;
-        let token = dial.token.as_deref();
+        let fresh = match &dial.oauth2 {
+            Some(provider) => Some(crate::pulsar::oauth2::token(provider).await.map_err(
+                |reason| WireError::Connect {
+                    address: address.clone(),
+                    reason,
+                },
+            )?),
+            None => None,
+        };
+        let token = fresh.as_deref().or(dial.token.as_deref());
         let mut framed = Framed::new(stream, Codec);
         let mut connect = command(CommandType::Connect);
         connect.connect = Some(proto::CommandConnect {
