@@ -509,19 +509,8 @@ async fn a_pulsar_token_is_used_but_never_printed_and_an_empty_token_file_is_ref
 
     // A valid token from the environment (the test broker checks tokens; see
     // pulsar_auth.rs): the relay publishes, and the token is in no output.
-    let token_file = std::env::var("OUTBOX_PULSAR_AUTH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/outbox-engine/pulsar-auth")
-        })
-        .join("relay.token");
-    let token = std::fs::read_to_string(&token_file).unwrap_or_else(|e| {
-        panic!(
-            "no test token at {} ({e}): run `make services`",
-            token_file.display()
-        )
-    });
+    let token_file = service_file("OUTBOX_PULSAR_AUTH_DIR", "pulsar-auth", "relay.token");
+    let token = std::fs::read_to_string(token_file).unwrap();
     let secret = token.trim();
     let signature = secret.rsplit('.').next().unwrap().to_owned();
     let topic = unique("token");

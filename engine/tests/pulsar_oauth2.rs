@@ -8,18 +8,14 @@
 
 mod support;
 
-use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use outbox_adapters::pulsar::ProducerKind;
-use outbox_engine::{enqueue_batch, NewEvent, Relay};
 use support::*;
 
 const CLIENT_ID: &str = "outbox-relay";
@@ -109,22 +105,8 @@ async fn start_issuer() -> Issuer {
 
 /// A token the test broker accepts (made by scripts/services/pulsar.sh).
 fn broker_token() -> String {
-    let path = std::env::var("OUTBOX_PULSAR_AUTH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/outbox-engine/pulsar-auth")
-        })
-        .join("relay.token");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| {
-            panic!(
-                "no test token at {} ({e}): run `make services`",
-                path.display()
-            )
-        })
-        .trim()
-        .to_owned()
+    let path = service_file("OUTBOX_PULSAR_AUTH_DIR", "pulsar-auth", "relay.token");
+    std::fs::read_to_string(path).unwrap().trim().to_owned()
 }
 
 fn credentials_file(secret: &str) -> String {
@@ -143,36 +125,18 @@ async fn both_producers_publish_with_an_oauth2_access_token() {
     let issuer = start_issuer().await;
     let credentials = credentials_file(CLIENT_SECRET);
     for producer in [ProducerKind::Engine, ProducerKind::Stock] {
-        let db = TestDb::create().await;
-        let topic = unique("oauth2");
-        let mut consumer = subscribe(&[&topic]).await;
-        let mut conn = db.connect().await;
-        let events: Vec<NewEvent> = (0..30)
-            .map(|i| NewEvent::new(format!("k{}", i % 3), &topic, "Sent", vec![i as u8]))
-            .collect();
-        let committed: HashSet<i64> = enqueue_batch(&mut conn, &events)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
         let before = issuer.tokens_issued.load(Ordering::SeqCst);
-        let mut config = db.relay_config();
-        config.pulsar.oauth2_issuer_url = Some(issuer.base.clone());
-        config.pulsar.oauth2_credentials_file = Some(credentials.clone());
-        config.pulsar.oauth2_audience = Some("urn:pulsar:test".into());
-        config.pulsar.producer = producer;
-        let relay = Relay::start(config).expect("relay start");
-        consumer
-            .collect_until_seen(&committed, Duration::from_secs(60))
-            .await;
-        consumer.assert_exactly_committed_in_order(&committed);
-        relay.shutdown().await.expect("graceful shutdown");
+        relay_delivers_in_order(|config| {
+            config.pulsar.oauth2_issuer_url = Some(issuer.base.clone());
+            config.pulsar.oauth2_credentials_file = Some(credentials.clone());
+            config.pulsar.oauth2_audience = Some("urn:pulsar:test".into());
+            config.pulsar.producer = producer;
+        })
+        .await;
         assert!(
             issuer.tokens_issued.load(Ordering::SeqCst) > before,
             "no token was fetched from the issuer ({producer:?})"
         );
-        drop(conn);
-        db.drop_now().await;
     }
 }
 
@@ -180,20 +144,15 @@ async fn both_producers_publish_with_an_oauth2_access_token() {
 async fn credentials_the_issuer_refuses_leave_the_relay_waiting_with_nothing_dead_lettered() {
     init_tracing();
     let issuer = start_issuer().await;
-    let db = TestDb::create().await;
-    let topic = unique("oauth2_refused");
-    let mut conn = db.connect().await;
-    let events: Vec<NewEvent> = (0..5)
-        .map(|i| NewEvent::new("k", &topic, "Sent", vec![i as u8]))
-        .collect();
-    enqueue_batch(&mut conn, &events).await.unwrap();
-    let mut config = db.relay_config();
-    config.pulsar.oauth2_issuer_url = Some(issuer.base.clone());
-    config.pulsar.oauth2_credentials_file = Some(credentials_file("wrong-secret"));
-    config.topic_refusal_grace_ms = 0;
-
-    let refused = outbox_adapters::pulsar::connect(&config.pulsar).await;
-    let Err(error) = refused else {
+    let credentials = credentials_file("wrong-secret");
+    let mut pulsar = outbox_adapters::PulsarConfig {
+        url: pulsar_url(),
+        oauth2_issuer_url: Some(issuer.base.clone()),
+        oauth2_credentials_file: Some(credentials.clone()),
+        ..Default::default()
+    };
+    pulsar.validate().expect("a valid configuration");
+    let Err(error) = outbox_adapters::pulsar::connect(&pulsar).await else {
         panic!("the stock client connected with credentials the issuer refuses");
     };
     let message = error.to_string();
@@ -201,18 +160,7 @@ async fn credentials_the_issuer_refuses_leave_the_relay_waiting_with_nothing_dea
         !message.contains("wrong-secret"),
         "the secret leaked: {message}"
     );
-
-    let relay = Relay::start(config).expect("relay start");
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(!relay.health().ready, "ready without a token");
-    relay.shutdown().await.expect("graceful shutdown");
-    assert_eq!(pending_count(&mut conn).await, 5, "events left the outbox");
-    let status = outbox_engine::store::status(&mut conn).await.unwrap();
-    assert_eq!(
-        status.parked, 0,
-        "events were dead-lettered over credentials"
-    );
+    pulsar.producer = ProducerKind::Engine;
+    relay_waits_without_dead_letters(|config| config.pulsar = pulsar).await;
     assert_eq!(issuer.tokens_issued.load(Ordering::SeqCst), 0);
-    drop(conn);
-    db.drop_now().await;
 }

@@ -7,28 +7,15 @@
 
 mod support;
 
-use std::collections::HashSet;
-use std::path::PathBuf;
-use std::time::Duration;
-
 use outbox_adapters::pulsar::{ProducerKind, PulsarPublisher};
 use outbox_adapters::OutgoingEvent;
-use outbox_engine::{enqueue_batch, NewEvent, Relay};
 use support::*;
 
-fn tls_dir() -> PathBuf {
-    let dir = std::env::var("OUTBOX_PULSAR_TLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/outbox-engine/pulsar-tls")
-        });
-    assert!(
-        dir.join("ca.crt").is_file(),
-        "no broker TLS material in {}: run `make services` (scripts/services/pulsar.sh makes it), or set OUTBOX_PULSAR_TLS_DIR and OUTBOX_PULSAR_TLS_URL",
-        dir.display()
-    );
-    dir
+fn tls_file(name: &str) -> String {
+    service_file("OUTBOX_PULSAR_TLS_DIR", "pulsar-tls", name)
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn tls_url() -> String {
@@ -38,40 +25,21 @@ fn tls_url() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_producers_deliver_over_tls_trusting_the_brokers_ca() {
     init_tracing();
-    let ca = tls_dir().join("ca.crt").to_str().unwrap().to_owned();
     for producer in [ProducerKind::Engine, ProducerKind::Stock] {
-        let db = TestDb::create().await;
-        let topic = unique("tls");
         // The consumer reads on the plain port: the broker is one.
-        let mut consumer = subscribe(&[&topic]).await;
-        let mut conn = db.connect().await;
-        let events: Vec<NewEvent> = (0..40)
-            .map(|i| NewEvent::new(format!("k{}", i % 4), &topic, "Sent", vec![i as u8]))
-            .collect();
-        let committed: HashSet<i64> = enqueue_batch(&mut conn, &events)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
-        let mut config = db.relay_config();
-        config.pulsar.url = tls_url();
-        config.pulsar.tls_trust_certs_file = Some(ca.clone());
-        config.pulsar.producer = producer;
-        let relay = Relay::start(config).expect("relay start");
-        consumer
-            .collect_until_seen(&committed, Duration::from_secs(60))
-            .await;
-        consumer.assert_exactly_committed_in_order(&committed);
-        relay.shutdown().await.expect("graceful shutdown");
-        drop(conn);
-        db.drop_now().await;
+        relay_delivers_in_order(|config| {
+            config.pulsar.url = tls_url();
+            config.pulsar.tls_trust_certs_file = Some(tls_file("ca.crt"));
+            config.pulsar.producer = producer;
+        })
+        .await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_signed_by_an_untrusted_ca_is_refused_naming_what_to_check() {
     init_tracing();
-    let other_ca = tls_dir().join("other-ca.crt").to_str().unwrap().to_owned();
+    let other_ca = tls_file("other-ca.crt");
     let mut config = outbox_adapters::PulsarConfig {
         url: tls_url(),
         tls_trust_certs_file: Some(other_ca),

@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,23 +15,11 @@ use outbox_engine::store::{self, StoreError};
 use outbox_engine::{enqueue, NewEvent, Relay};
 use support::*;
 
-fn tls_dir() -> PathBuf {
-    let dir = std::env::var("OUTBOX_PG_TLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/outbox-engine/pg-tls")
-        });
-    assert!(
-        dir.join("ca.crt").is_file(),
-        "no TLS material in {}: run `make services` (scripts/services/pg.sh makes it), or set OUTBOX_PG_TLS_DIR",
-        dir.display()
-    );
-    dir
-}
-
 fn file(name: &str) -> String {
-    tls_dir().join(name).to_str().unwrap().to_owned()
+    service_file("OUTBOX_PG_TLS_DIR", "pg-tls", name)
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// The test database's URL as `user` (password `outbox`, or none) with `query`.

@@ -300,3 +300,79 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// A file the service scripts made under `~/.cache/outbox-engine/<dir>` (or under the
+/// directory `env` names): TLS material, test tokens. Fails saying how to make it.
+pub fn service_file(env: &str, dir: &str, name: &str) -> std::path::PathBuf {
+    let base = std::env::var(env)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                .join(".cache/outbox-engine")
+                .join(dir)
+        });
+    let path = base.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make services` (scripts/services/ make it), or set {env}",
+        path.display()
+    );
+    path
+}
+
+/// With a relay configured by `configure` (on a fresh database and topic), 30 events
+/// over 3 keys all arrive, in order per key, nothing else.
+pub async fn relay_delivers_in_order(configure: impl FnOnce(&mut RelayConfig)) {
+    let db = TestDb::create().await;
+    let topic = unique("delivers");
+    let mut consumer = subscribe(&[&topic]).await;
+    let mut conn = db.connect().await;
+    let events: Vec<outbox_engine::NewEvent> = (0..30)
+        .map(|i| outbox_engine::NewEvent::new(format!("k{}", i % 3), &topic, "Sent", vec![i as u8]))
+        .collect();
+    let committed: HashSet<i64> = outbox_engine::enqueue_batch(&mut conn, &events)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut config = db.relay_config();
+    configure(&mut config);
+    let relay = outbox_engine::Relay::start(config).expect("relay start");
+    consumer
+        .collect_until_seen(&committed, Duration::from_secs(60))
+        .await;
+    consumer.assert_exactly_committed_in_order(&committed);
+    relay.shutdown().await.expect("graceful shutdown");
+    drop(conn);
+    db.drop_now().await;
+}
+
+/// A relay configured by `configure` (with no refusal grace at all) that cannot get
+/// through to the broker stays unready for 5 s, its 5 events pending, none dead-lettered.
+pub async fn relay_waits_without_dead_letters(configure: impl FnOnce(&mut RelayConfig)) {
+    let db = TestDb::create().await;
+    let topic = unique("waits");
+    let mut conn = db.connect().await;
+    let events: Vec<outbox_engine::NewEvent> = (0..5)
+        .map(|i| outbox_engine::NewEvent::new("k", &topic, "Sent", vec![i as u8]))
+        .collect();
+    outbox_engine::enqueue_batch(&mut conn, &events)
+        .await
+        .unwrap();
+    let mut config = db.relay_config();
+    // A refusal of the topic would dead-letter at once.
+    config.topic_refusal_grace_ms = 0;
+    configure(&mut config);
+    let relay = outbox_engine::Relay::start(config).expect("relay start");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !relay.health().ready,
+        "ready although the broker is out of reach"
+    );
+    relay.shutdown().await.expect("graceful shutdown");
+    assert_eq!(pending_count(&mut conn).await, 5, "events left the outbox");
+    let status = outbox_engine::store::status(&mut conn).await.unwrap();
+    assert_eq!(status.parked, 0, "events were dead-lettered");
+    drop(conn);
+    db.drop_now().await;
+}
