@@ -264,6 +264,10 @@ write_conf() {
   # slow disk), and with its only bookie quarantined the broker can create no
   # topic at all: every later test fails with "Not enough non-faulty bookies".
   set_key "$tmp" bookkeeperClientHealthCheckEnabled false
+  # A caught-up subscription learns of new entries up to this late (stock 10 ms,
+  # kept). Pulsar's advice for the lowest end-to-end latency is 0
+  # (apache/pulsar#10660); docs/benchmarks.md has a first, noisy measurement.
+  set_key "$tmp" managedLedgerNewEntriesCheckDelayInMillis "${OUTBOX_PULSAR_NEW_ENTRIES_DELAY_MS:-10}"
   # maxMessageSize: stock default (5 MiB) kept on purpose.
   if cmp -s "$tmp" "$CONF"; then
     rm -f "$tmp"
