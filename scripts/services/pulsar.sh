@@ -98,9 +98,10 @@ ensure_auth() {
   ) || svc_die "could not make the token material in $AUTH_DIR"
 }
 
+# Returns 0 when it made new material (the running broker must then restart), 1 if not.
 ensure_tls() {
   mkdir -p "$TLS_DIR"
-  [ -f "$TLS_DIR/server.key" ] && return 0
+  [ -f "$TLS_DIR/elsewhere.key" ] && return 1
   command -v openssl >/dev/null 2>&1 || svc_apt_install openssl
   svc_log "making the broker's TLS certificates in $TLS_DIR"
   (
@@ -114,6 +115,14 @@ ensure_tls() {
     # The broker (Netty) wants the key in PKCS#8.
     openssl pkcs8 -topk8 -nocrypt -in server.key.tmp -out server.key
     rm -f server.key.tmp server.csr
+    # A certificate of the same CA for another host: the tests' impostor, which hostname
+    # verification must refuse (adapters/tests/tls_hostname.rs).
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=elsewhere.example" -keyout elsewhere.key.tmp -out elsewhere.csr 2>/dev/null
+    printf 'subjectAltName=DNS:elsewhere.example\n' >elsewhere.ext
+    openssl x509 -req -in elsewhere.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile elsewhere.ext -out elsewhere.crt 2>/dev/null
+    openssl pkcs8 -topk8 -nocrypt -in elsewhere.key.tmp -out elsewhere.key
+    rm -f elsewhere.key.tmp elsewhere.csr
     # A CA that signed nothing here: the tests' "untrusted broker".
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=some other CA" \
       -keyout other-ca.key -out other-ca.crt 2>/dev/null
@@ -406,7 +415,7 @@ prepare() {
   need_curl
   ensure_dist
   CONF_CHANGED=0
-  ensure_tls
+  if ensure_tls; then CONF_CHANGED=1; fi
   ensure_auth
   if write_conf; then CONF_CHANGED=1; fi
 }
