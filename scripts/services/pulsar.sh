@@ -98,6 +98,17 @@ ensure_auth() {
   ) || svc_die "could not make the token material in $AUTH_DIR"
 }
 
+# A certificate $1.crt / $1.key (PKCS#8, which the broker's Netty wants) for CN $2 with
+# subjectAltName $3, signed by the CA in the current directory.
+issue_cert() { # name cn san
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$1.key.tmp" -out "$1.csr" 2>/dev/null
+  printf 'subjectAltName=%s\n' "$3" >"$1.ext"
+  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+    -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+  openssl pkcs8 -topk8 -nocrypt -in "$1.key.tmp" -out "$1.key"
+  rm -f "$1.key.tmp" "$1.csr"
+}
+
 # Returns 0 when it made new material (the running broker must then restart), 1 if not.
 ensure_tls() {
   mkdir -p "$TLS_DIR"
@@ -105,24 +116,14 @@ ensure_tls() {
   command -v openssl >/dev/null 2>&1 || svc_apt_install openssl
   svc_log "making the broker's TLS certificates in $TLS_DIR"
   (
+    set -e
     cd "$TLS_DIR"
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=outbox pulsar test CA" \
       -keyout ca.key -out ca.crt 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key.tmp -out server.csr 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
-      -extfile server.ext -out server.crt 2>/dev/null
-    # The broker (Netty) wants the key in PKCS#8.
-    openssl pkcs8 -topk8 -nocrypt -in server.key.tmp -out server.key
-    rm -f server.key.tmp server.csr
-    # A certificate of the same CA for another host: the tests' impostor, which hostname
+    issue_cert server localhost "IP:127.0.0.1,DNS:localhost"
+    # The same CA's certificate for another host: the tests' impostor, which hostname
     # verification must refuse (adapters/tests/tls_hostname.rs).
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=elsewhere.example" -keyout elsewhere.key.tmp -out elsewhere.csr 2>/dev/null
-    printf 'subjectAltName=DNS:elsewhere.example\n' >elsewhere.ext
-    openssl x509 -req -in elsewhere.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
-      -extfile elsewhere.ext -out elsewhere.crt 2>/dev/null
-    openssl pkcs8 -topk8 -nocrypt -in elsewhere.key.tmp -out elsewhere.key
-    rm -f elsewhere.key.tmp elsewhere.csr
+    issue_cert elsewhere elsewhere.example "DNS:elsewhere.example"
     # A CA that signed nothing here: the tests' "untrusted broker".
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=some other CA" \
       -keyout other-ca.key -out other-ca.crt 2>/dev/null
