@@ -60,8 +60,9 @@ pub enum PublishError {
         /// The broker's answer.
         reason: String,
         /// True for a refusal that a fix on the broker's side can lift (authorisation,
-        /// authentication, topic not found); false when only other events or another
-        /// configuration can help.
+        /// topic not found); false when only other events or another configuration can
+        /// help. (Refused credentials are not a refusal of the topic: they are
+        /// [`PublishError::ProducerUnavailable`], waited out.)
         may_heal: bool,
     },
     /// The event alone is larger than the broker accepts: parked, never sent.

@@ -2,8 +2,9 @@
 //!
 //! The flow is the `pulsar` crate's own (`OAuth2Authentication`: discovery of the
 //! issuer's token endpoint, the client-credentials grant, the token cached and fetched
-//! again at 90% of its lifetime); this module only checks the configuration and shares
-//! one provider between the stock client and the engine producer's connections.
+//! again at 90% of its lifetime); this module only checks the configuration and builds
+//! the providers: one for the stock client (which drives it itself), and one per
+//! publisher, shared by every connection its engine producers open.
 //!
 //! Contract:
 //! - [`check`] refuses, naming the key, an issuer without credentials (or the reverse),
@@ -20,7 +21,7 @@ use pulsar::authentication::Authentication;
 
 use super::PulsarConfig;
 
-/// One OAuth2 provider, shared by every connection of a publisher.
+/// One OAuth2 provider, shared by every engine-producer connection of a publisher.
 pub type SharedProvider = Arc<tokio::sync::Mutex<Box<dyn Authentication>>>;
 
 #[derive(serde::Deserialize)]

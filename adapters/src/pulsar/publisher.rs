@@ -62,7 +62,7 @@ impl std::fmt::Debug for PulsarPublisher {
 async fn engine_dial(config: &PulsarConfig) -> Result<Dial, String> {
     let token = config.token()?.map(|t| t.expose().as_bytes().to_vec());
     let oauth2 = super::oauth2::provider(config).await?;
-    let tls = if super::engine::tls::is_tls_url(&config.url) {
+    let tls = if super::engine::tls::is_tls(&config.url) {
         Some(super::engine::tls::connector(config)?)
     } else {
         None

@@ -79,9 +79,7 @@ impl ResubscribingConsumer {
         subscription: &str,
         policy: ResubscribePolicy,
     ) -> Result<Self, ConsumeError> {
-        let mut consumer = Self::unsubscribed(client, topics, subscription, policy);
-        consumer.consumer = Some(consumer.open(false).await?);
-        Ok(consumer)
+        Self::subscribe_until(client, topics, subscription, policy, Instant::now()).await
     }
 
     /// As [`Self::subscribe`], retrying until `deadline`; the error is the last attempt's.

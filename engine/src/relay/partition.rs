@@ -141,11 +141,15 @@ impl PartitionHealth {
         }
     }
 
+    /// A cycle began (`Some`, which also counts as the actor cycling) or ended.
     fn set(&self, value: Option<(Instant, AbortHandle)>) {
+        if let Some((started, _)) = &value {
+            self.mark_cycling(*started);
+        }
         *locked(&self.running) = value;
     }
 
-    /// The actor is alive and about to cycle (or was just started, or looked at a pause).
+    /// The actor is alive: it was just started, looked at a pause, or began a cycle.
     fn mark_cycling(&self, now: Instant) {
         *locked(&self.last_cycle) = Some(now);
     }
@@ -437,9 +441,9 @@ impl Handler<Cycle> for Partition {
         if self.worker.is_none() {
             return; // a cycle is already running
         }
-        self.health.mark_cycling(Instant::now());
         if self.stats.is_paused(self.range) {
             // Held by an operator: its events stay pending, in order, until the resume.
+            self.health.mark_cycling(Instant::now());
             self.schedule(ctx, PAUSED_RECHECK);
             return;
         }

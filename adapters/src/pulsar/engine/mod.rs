@@ -113,7 +113,7 @@ impl EngineProducer {
                 });
             }
             // Over TLS, the broker's TLS address; else its plain one.
-            let target = if wire::is_tls(&url) {
+            let target = if tls::is_tls(&url) {
                 response.broker_service_url_tls
             } else {
                 response.broker_service_url

@@ -25,8 +25,8 @@ pub fn read_trust_certs(path: &str) -> Result<Vec<native_tls::Certificate>, Stri
 }
 
 /// Whether `url` asks for TLS (`pulsar+ssl://`).
-pub fn is_tls_url(url: &str) -> bool {
-    super::wire::is_tls(url)
+pub fn is_tls(url: &str) -> bool {
+    url.starts_with("pulsar+ssl://")
 }
 
 /// The TLS connector for `config`'s broker.

@@ -98,10 +98,6 @@ impl std::fmt::Debug for Dial {
     }
 }
 
-/// Whether `url` asks for TLS (`pulsar+ssl://`).
-pub fn is_tls(url: &str) -> bool {
-    url.starts_with("pulsar+ssl://")
-}
 type Waiters = Arc<Mutex<HashMap<Waiter, oneshot::Sender<proto::BaseCommand>>>>;
 
 /// One connection to a broker; see the module contract.
@@ -171,10 +167,14 @@ pub fn socket_address(url: &str) -> Result<String, WireError> {
     Ok(format!("{host}:{port}"))
 }
 
-/// TCP, then TLS when the URL asks for it.
-async fn connect_stream(url: &str, dial: &Dial) -> Result<Box<dyn Stream>, WireError> {
-    let (host, port) = host_and_port(url)?;
-    let address = format!("{host}:{port}");
+/// TCP to `host:port`, then TLS when `tls`.
+async fn connect_stream(
+    host: &str,
+    address: &str,
+    tls: bool,
+    dial: &Dial,
+) -> Result<Box<dyn Stream>, WireError> {
+    let address = address.to_owned();
     let tcp = TcpStream::connect(&address)
         .await
         .map_err(|e| WireError::Connect {
@@ -182,7 +182,7 @@ async fn connect_stream(url: &str, dial: &Dial) -> Result<Box<dyn Stream>, WireE
             reason: e.to_string(),
         })?;
     let _ = tcp.set_nodelay(true);
-    if !is_tls(url) {
+    if !tls {
         return Ok(Box::new(tcp));
     }
     let Some(tls) = &dial.tls else {
@@ -191,7 +191,7 @@ async fn connect_stream(url: &str, dial: &Dial) -> Result<Box<dyn Stream>, WireE
             reason: "pulsar+ssl:// without a TLS set-up".into(),
         });
     };
-    let stream = tls.connect(&host, tcp).await.map_err(|e| WireError::Connect {
+    let stream = tls.connect(host, tcp).await.map_err(|e| WireError::Connect {
         address,
         reason: format!(
             "TLS handshake failed ({e}): check pulsar.tls_trust_certs_file (the CA that signed the broker's certificate) and that the certificate names {host} (pulsar.tls_hostname_verification)"
@@ -205,10 +205,14 @@ impl Wire {
     /// performs the handshake, presenting `dial`'s token (Pulsar token authentication)
     /// when given.
     pub async fn open(url: &str, timeout: Duration, dial: &Dial) -> Result<Wire, WireError> {
-        let address = socket_address(url)?;
-        let stream = tokio::time::timeout(timeout, connect_stream(url, dial))
-            .await
-            .map_err(|_| WireError::Timeout(timeout))??;
+        let (host, port) = host_and_port(url)?;
+        let address = format!("{host}:{port}");
+        let stream = tokio::time::timeout(
+            timeout,
+            connect_stream(&host, &address, super::tls::is_tls(url), dial),
+        )
+        .await
+        .map_err(|_| WireError::Timeout(timeout))??;
         let fresh = match &dial.oauth2 {
             Some(provider) => Some(crate::pulsar::oauth2::token(provider).await.map_err(
                 |reason| WireError::Connect {
