@@ -197,6 +197,7 @@ pub(crate) async fn finish(mut worker: Worker) {
 }
 
 /// The events of one page, with where each came from.
+#[derive(Debug)]
 struct Page {
     rows: Vec<store::EventRow>,
     /// Keys taken from a large batch's list for this page.
@@ -211,10 +212,10 @@ async fn read(
 ) -> Result<Page, StoreError> {
     let mut conn = pool.get().await?;
     if let Some(keys) = position.open.as_mut().and_then(|open| open.keys.as_mut()) {
-        let take = keys.len().min(batch_size);
-        let taken: Vec<(i64, i64)> = keys.drain(..take).collect();
-        let rows = store::read_keys(&mut conn, &taken).await?;
-        return Ok(Page { rows, taken });
+        return take_listed(keys, batch_size, async |taken: &[(i64, i64)]| {
+            store::read_keys(&mut conn, taken).await
+        })
+        .await;
     }
     let batch = position.open.as_ref().map(|open| open.snapshot.as_str());
     let after = position.open.as_ref().map_or(0, |open| open.after_seq);
@@ -243,6 +244,30 @@ async fn read(
         rows: page.events,
         taken,
     })
+}
+
+/// The next page of a large batch: the first `batch_size` listed keys, fetched by
+/// `fetch`. They leave the list only once every one of their rows is in hand: a failed
+/// read (a terminated session, a timeout) leaves the list as it was, so the batch cannot
+/// complete without them. (It once drained them first, and a read that failed there
+/// dropped its keys for good: events recorded as published that never were.)
+async fn take_listed(
+    keys: &mut VecDeque<(i64, i64)>,
+    batch_size: usize,
+    fetch: impl AsyncFnOnce(&[(i64, i64)]) -> Result<Vec<store::EventRow>, StoreError>,
+) -> Result<Page, StoreError> {
+    let take = keys.len().min(batch_size);
+    let taken: Vec<(i64, i64)> = keys.iter().take(take).copied().collect();
+    let rows = fetch(&taken).await?;
+    if rows.len() != taken.len() {
+        return Err(StoreError::Query(format!(
+            "{} of {} listed events of the open batch could not be read back; the batch is read again",
+            taken.len() - rows.len(),
+            taken.len()
+        )));
+    }
+    keys.drain(..take);
+    Ok(Page { rows, taken })
 }
 
 async fn load_position(pool: &Pool, lease: &Lease) -> Result<Position, StoreError> {
@@ -616,4 +641,67 @@ async fn cycle(
         parked: parked_now.len(),
         last_seq: done_rows.iter().map(|k| k.seq).max().unwrap_or(0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: i64, tx: i64) -> store::EventRow {
+        store::EventRow {
+            slot: 0,
+            seq,
+            key: "k".into(),
+            topic: "t".into(),
+            event_type: "E".into(),
+            payload: Vec::new(),
+            headers: "{}".into(),
+            event_id: String::new(),
+            tx,
+            created_s: 0.0,
+        }
+    }
+
+    fn listed() -> VecDeque<(i64, i64)> {
+        (1..=5).map(|seq| (seq, 100 + seq)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_of_listed_keys_leaves_them_listed() {
+        let mut keys = listed();
+        let result = take_listed(&mut keys, 3, async |_: &[(i64, i64)]| {
+            Err(StoreError::Unavailable("terminated by the server".into()))
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(
+            keys,
+            listed(),
+            "keys left the list although their read failed"
+        );
+    }
+
+    #[tokio::test]
+    async fn rows_missing_from_a_read_leave_the_keys_listed() {
+        let mut keys = listed();
+        let result = take_listed(&mut keys, 3, async |taken: &[(i64, i64)]| {
+            Ok(taken[..2].iter().map(|&(seq, tx)| row(seq, tx)).collect())
+        })
+        .await;
+        assert!(matches!(result, Err(StoreError::Query(_))), "{result:?}");
+        assert_eq!(keys, listed());
+    }
+
+    #[tokio::test]
+    async fn a_read_that_got_every_row_takes_its_keys_off_the_list() {
+        let mut keys = listed();
+        let page = take_listed(&mut keys, 3, async |taken: &[(i64, i64)]| {
+            Ok(taken.iter().map(|&(seq, tx)| row(seq, tx)).collect())
+        })
+        .await
+        .unwrap();
+        assert_eq!(page.taken, vec![(1, 101), (2, 102), (3, 103)]);
+        assert_eq!(page.rows.len(), 3);
+        assert_eq!(keys, VecDeque::from(vec![(4, 104), (5, 105)]));
+    }
 }
