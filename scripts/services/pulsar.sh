@@ -61,7 +61,8 @@ LOG=$CACHE/pulsar.log
 JVM_LOG_DIR=$CACHE/pulsar-logs
 PIDFILE=$CACHE/pulsar.pid
 # The broker's TLS material: a CA, a broker certificate naming 127.0.0.1 and localhost
-# (what the broker advertises in lookups), and a second CA that signed nothing here.
+# (what the broker advertises in lookups), a client certificate of the same CA, and a
+# second CA with a client certificate of its own that the broker does not trust.
 TLS_DIR=${OUTBOX_PULSAR_TLS_DIR:-$CACHE/pulsar-tls}
 
 # Token authentication (engine/tests/pulsar_auth.rs): the broker checks every token a
@@ -99,11 +100,12 @@ ensure_auth() {
 }
 
 # A certificate $1.crt / $1.key (PKCS#8, which the broker's Netty wants) for CN $2 with
-# subjectAltName $3, signed by the CA in the current directory.
-issue_cert() { # name cn san
+# subjectAltName $3, signed by the CA $4 (default: ca) in the current directory.
+issue_cert() { # name cn san [ca]
+  local ca=${4:-ca}
   openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$1.key.tmp" -out "$1.csr" 2>/dev/null
   printf 'subjectAltName=%s\n' "$3" >"$1.ext"
-  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+  openssl x509 -req -in "$1.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial -days 3650 \
     -extfile "$1.ext" -out "$1.crt" 2>/dev/null
   openssl pkcs8 -topk8 -nocrypt -in "$1.key.tmp" -out "$1.key"
   rm -f "$1.key.tmp" "$1.csr"
@@ -112,21 +114,28 @@ issue_cert() { # name cn san
 # Returns 0 when it made new material (the running broker must then restart), 1 if not.
 ensure_tls() {
   mkdir -p "$TLS_DIR"
-  [ -f "$TLS_DIR/elsewhere.key" ] && return 1
+  [ -f "$TLS_DIR/stranger.key" ] && return 1
   command -v openssl >/dev/null 2>&1 || svc_apt_install openssl
   svc_log "making the broker's TLS certificates in $TLS_DIR"
   (
     set -e
     cd "$TLS_DIR"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=outbox pulsar test CA" \
-      -keyout ca.key -out ca.crt 2>/dev/null
-    issue_cert server localhost "IP:127.0.0.1,DNS:localhost"
-    # The same CA's certificate for another host: the tests' impostor, which hostname
-    # verification must refuse (adapters/tests/tls_hostname.rs).
-    issue_cert elsewhere elsewhere.example "DNS:elsewhere.example"
-    # A CA that signed nothing here: the tests' "untrusted broker".
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=some other CA" \
-      -keyout other-ca.key -out other-ca.crt 2>/dev/null
+    if [ ! -f elsewhere.key ]; then
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=outbox pulsar test CA" \
+        -keyout ca.key -out ca.crt 2>/dev/null
+      issue_cert server localhost "IP:127.0.0.1,DNS:localhost"
+      # The same CA's certificate for another host: the tests' impostor, which hostname
+      # verification must refuse (adapters/tests/tls_hostname.rs).
+      issue_cert elsewhere elsewhere.example "DNS:elsewhere.example"
+      # A CA that signed nothing the broker trusts: the tests' "untrusted broker".
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=some other CA" \
+        -keyout other-ca.key -out other-ca.crt 2>/dev/null
+    fi
+    # Client certificates (engine/tests/pulsar_mtls.rs): the relay's, signed by the CA
+    # the broker trusts (its CN is the role the broker gives it), and a stranger's,
+    # signed by the other CA, which the broker must refuse.
+    issue_cert client outbox-relay "DNS:outbox-relay"
+    issue_cert stranger outbox-stranger "DNS:outbox-stranger" other-ca
   ) || svc_die "openssl could not make the TLS certificates in $TLS_DIR"
 }
 
@@ -244,14 +253,16 @@ write_conf() {
   set_key "$tmp" bindAddress 127.0.0.1
   set_key "$tmp" advertisedAddress 127.0.0.1
   set_key "$tmp" brokerServicePort "$BROKER_PORT"
-  # TLS beside the plain port (server authentication; clients present no certificate).
+  # TLS beside the plain port. The broker asks clients for a certificate and checks any
+  # they present against ca.crt (mutual TLS); one that presents none is still let in.
   set_key "$tmp" brokerServicePortTls "$TLS_PORT"
   set_key "$tmp" tlsCertificateFilePath "$TLS_DIR/server.crt"
   set_key "$tmp" tlsKeyFilePath "$TLS_DIR/server.key"
   set_key "$tmp" tlsTrustCertsFilePath "$TLS_DIR/ca.crt"
-  # Tokens are checked when presented (see ensure_auth); no token: "anonymous".
+  # Tokens are checked when presented (see ensure_auth), and so are client certificates
+  # under the "tls" method (the role is the certificate's CN); neither: "anonymous".
   set_key "$tmp" authenticationEnabled true
-  set_key "$tmp" authenticationProviders org.apache.pulsar.broker.authentication.AuthenticationProviderToken
+  set_key "$tmp" authenticationProviders org.apache.pulsar.broker.authentication.AuthenticationProviderToken,org.apache.pulsar.broker.authentication.AuthenticationProviderTls
   set_key "$tmp" tokenSecretKey "file://$AUTH_DIR/secret.key"
   set_key "$tmp" anonymousUserRole anonymous
   set_key "$tmp" webServicePort "$HTTP_PORT"

@@ -96,6 +96,13 @@ pub struct PulsarConfig {
     /// `url`. On by default; turn it off only for a broker whose certificate cannot name
     /// the address clients use (the connection is then open to impersonation).
     pub tls_hostname_verification: bool,
+    /// For `pulsar+ssl://` URLs: a PEM file of the client certificate (chain) to present
+    /// to brokers that ask for one (mutual TLS). Needs [`Self::tls_key_file`]. Without a
+    /// token or OAuth2, the relay also authenticates with it (Pulsar's `tls` method: the
+    /// broker's `AuthenticationProviderTls` takes the role from the certificate).
+    pub tls_cert_file: Option<String>,
+    /// The PEM PKCS#8 private key of [`Self::tls_cert_file`]; read at start, never printed.
+    pub tls_key_file: Option<String>,
     /// The token itself, for embedding services that hold it already; never written to a
     /// config file, never printed (its `Debug` is `***`).
     #[serde(skip)]
@@ -166,6 +173,8 @@ impl Default for PulsarConfig {
             auth_token_file: None,
             tls_trust_certs_file: None,
             tls_hostname_verification: true,
+            tls_cert_file: None,
+            tls_key_file: None,
             oauth2_issuer_url: None,
             oauth2_credentials_file: None,
             oauth2_audience: None,
@@ -237,6 +246,14 @@ impl PulsarConfig {
                 ));
             }
             super::engine::tls::read_trust_certs(path)?;
+        }
+        if super::engine::tls::read_client_identity(self)?.is_some()
+            && !self.url.starts_with("pulsar+ssl://")
+        {
+            return Err(format!(
+                "pulsar.tls_cert_file is set but pulsar.url {:?} is not TLS: use pulsar+ssl://host:6651",
+                self.url
+            ));
         }
         if !(1..=10_000).contains(&self.batch_max_delay_ms) {
             return Err(format!(

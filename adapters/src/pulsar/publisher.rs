@@ -67,8 +67,20 @@ async fn engine_dial(config: &PulsarConfig) -> Result<Dial, String> {
     } else {
         None
     };
-    Ok(Dial { token, oauth2, tls })
+    let tls_authentication = super::engine::tls::read_client_identity(config)?.is_some()
+        && token.is_none()
+        && oauth2.is_none();
+    Ok(Dial {
+        token,
+        oauth2,
+        tls,
+        tls_authentication,
+    })
 }
+
+/// Pulsar's authentication method that takes the role from the client certificate
+/// (the broker's `AuthenticationProviderTls`); its data is empty.
+pub(crate) const TLS_AUTH_METHOD: &str = "tls";
 
 /// Builds a client. Must run inside the tokio runtime that will drive the client's tasks.
 pub async fn connect(config: &PulsarConfig) -> Result<Pulsar<TokioExecutor>, PublishError> {
@@ -86,6 +98,16 @@ pub async fn connect(config: &PulsarConfig) -> Result<Pulsar<TokioExecutor>, Pub
                 reason: format!("pulsar.tls_trust_certs_file {path:?}: {e}"),
             })?;
     }
+    let identity = super::engine::tls::read_client_identity(config).map_err(|reason| {
+        PublishError::Connect {
+            url: config.url.clone(),
+            reason,
+        }
+    })?;
+    let client_certificate = identity.is_some();
+    if let Some(identity) = identity {
+        builder = builder.with_client_identity(identity.certificate_chain, identity.private_key);
+    }
     let oauth2 = super::oauth2::stock_provider(config).map_err(|reason| PublishError::Connect {
         url: config.url.clone(),
         reason,
@@ -96,6 +118,11 @@ pub async fn connect(config: &PulsarConfig) -> Result<Pulsar<TokioExecutor>, Pub
         builder = builder.with_auth(pulsar::Authentication {
             name: "token".into(),
             data: token.expose().as_bytes().to_vec(),
+        });
+    } else if client_certificate {
+        builder = builder.with_auth(pulsar::Authentication {
+            name: TLS_AUTH_METHOD.into(),
+            data: Vec::new(),
         });
     }
     builder

@@ -545,6 +545,30 @@ impl<Exe: Executor> PulsarBuilder<Exe> {
         self
     }
 
+    /// present a client certificate to brokers that ask for one (mutual TLS): a PEM
+    /// certificate chain (the client's own certificate first) and its PEM PKCS#8 key
+    #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
+    pub fn with_client_identity(
+        mut self,
+        certificate_chain: Vec<u8>,
+        private_key: Vec<u8>,
+    ) -> Self {
+        let identity = Some(crate::ClientIdentity {
+            certificate_chain,
+            private_key,
+        });
+        match &mut self.tls_options {
+            Some(tls) => tls.client_identity = identity,
+            None => {
+                self.tls_options = Some(TlsOptions {
+                    client_identity: identity,
+                    ..Default::default()
+                })
+            }
+        }
+        self
+    }
+
     #[cfg_attr(feature = "telemetry", tracing::instrument(skip_all))]
     pub fn with_allow_insecure_connection(mut self, allow: bool) -> Self {
         match &mut self.tls_options {

@@ -918,6 +918,7 @@ impl<Exe: Executor> Connection<Exe> {
         certificate_chain: &[Certificate],
         allow_insecure_connection: bool,
         tls_hostname_verification_enabled: bool,
+        client_identity: Option<&crate::connection_manager::ClientIdentity>,
         connection_timeout: Duration,
         operation_timeout: Duration,
         outbound_channel_size: usize,
@@ -977,6 +978,7 @@ impl<Exe: Executor> Connection<Exe> {
                 certificate_chain,
                 allow_insecure_connection,
                 tls_hostname_verification_enabled,
+                client_identity,
                 executor.clone(),
                 operation_timeout,
                 outbound_channel_size,
@@ -1054,6 +1056,7 @@ impl<Exe: Executor> Connection<Exe> {
         certificate_chain: &[Certificate],
         allow_insecure_connection: bool,
         tls_hostname_verification_enabled: bool,
+        client_identity: Option<&crate::connection_manager::ClientIdentity>,
         executor: Arc<Exe>,
         operation_timeout: Duration,
         outbound_channel_size: usize,
@@ -1067,6 +1070,12 @@ impl<Exe: Executor> Connection<Exe> {
                     let mut builder = native_tls::TlsConnector::builder();
                     for certificate in certificate_chain {
                         builder.add_root_certificate(certificate.clone());
+                    }
+                    if let Some(identity) = client_identity {
+                        builder.identity(native_tls::Identity::from_pkcs8(
+                            &identity.certificate_chain,
+                            &identity.private_key,
+                        )?);
                     }
                     builder.danger_accept_invalid_hostnames(
                         allow_insecure_connection || !tls_hostname_verification_enabled,

@@ -143,6 +143,29 @@ pub struct TlsOptions {
     ///
     /// defaults to *true*
     pub tls_hostname_verification_enabled: bool,
+
+    /// a client certificate chain and its private key, both PEM (the key in PKCS#8),
+    /// presented to brokers that ask for one (mutual TLS). Honoured by the native-tls
+    /// runtimes (`tokio-runtime`, `async-std-runtime`).
+    ///
+    /// defaults to *None*
+    pub client_identity: Option<ClientIdentity>,
+}
+
+/// A client certificate chain and its private key, both PEM (the key in PKCS#8).
+#[derive(Clone)]
+pub struct ClientIdentity {
+    /// The PEM certificate chain, the client's own certificate first.
+    pub certificate_chain: Vec<u8>,
+    /// The PEM PKCS#8 private key of the first certificate.
+    pub private_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    // The private key is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity").finish_non_exhaustive()
+    }
 }
 
 impl Default for TlsOptions {
@@ -152,6 +175,7 @@ impl Default for TlsOptions {
             certificate_chain: None,
             allow_insecure_connection: false,
             tls_hostname_verification_enabled: true,
+            client_identity: None,
         }
     }
 }
@@ -383,6 +407,7 @@ impl<Exe: Executor> ConnectionManager<Exe> {
                 &self.certificate_chain,
                 self.tls_options.allow_insecure_connection,
                 self.tls_options.tls_hostname_verification_enabled,
+                self.tls_options.client_identity.as_ref(),
                 self.connection_retry_options.connection_timeout,
                 self.operation_retry_options.operation_timeout,
                 self.outbound_channel_size,

@@ -190,7 +190,7 @@ pub use admin::AdminClient;
 pub use client::{DeserializeMessage, Pulsar, PulsarBuilder, SerializeMessage};
 pub use connection::Authentication;
 pub use connection_manager::{
-    BrokerAddress, ConnectionRetryOptions, OperationRetryOptions, TlsOptions,
+    BrokerAddress, ClientIdentity, ConnectionRetryOptions, OperationRetryOptions, TlsOptions,
 };
 pub use consumer::{Consumer, ConsumerBuilder, ConsumerOptions};
 pub use error::Error;

@@ -1,7 +1,8 @@
 //! Message publication
+#[cfg(any(feature = "flate2", feature = "snap"))]
+use std::io::Write;
 use std::{
     collections::{btree_map::Entry, BTreeMap, HashMap, VecDeque},
-    io::Write,
     pin::Pin,
     sync::{
         atomic::{AtomicU64, Ordering},

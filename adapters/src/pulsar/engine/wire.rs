@@ -86,6 +86,9 @@ pub struct Dial {
     /// The connector for `pulsar+ssl://` URLs ([`super::tls::connector`]); `None`
     /// refuses them with [`WireError::Connect`].
     pub tls: Option<tokio_native_tls::TlsConnector>,
+    /// Authenticate with the client certificate the TLS connector presents (Pulsar's
+    /// `tls` method), when there is neither a token nor OAuth2.
+    pub tls_authentication: bool,
 }
 
 impl std::fmt::Debug for Dial {
@@ -94,6 +97,7 @@ impl std::fmt::Debug for Dial {
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("oauth2", &self.oauth2.is_some())
             .field("tls", &self.tls.is_some())
+            .field("tls_authentication", &self.tls_authentication)
             .finish()
     }
 }
@@ -194,10 +198,28 @@ async fn connect_stream(
     let stream = tls.connect(host, tcp).await.map_err(|e| WireError::Connect {
         address,
         reason: format!(
-            "TLS handshake failed ({e}): check pulsar.tls_trust_certs_file (the CA that signed the broker's certificate) and that the certificate names {host} (pulsar.tls_hostname_verification)"
+            "TLS handshake failed ({e}): check pulsar.tls_trust_certs_file (the CA that signed the broker's certificate), that the certificate names {host} (pulsar.tls_hostname_verification), and, if the broker asks for a client certificate, pulsar.tls_cert_file (signed by a CA the broker trusts)"
         ),
     })?;
     Ok(Box::new(stream))
+}
+
+/// The broker closed the connection before answering CONNECT: over TLS, most likely a
+/// client certificate it does not accept (or none where it requires one).
+fn closed_at_connect(address: &str, url: &str, error: Option<impl std::fmt::Display>) -> WireError {
+    let what = match error {
+        Some(error) => format!("the broker closed the connection before accepting it ({error})"),
+        None => "the broker closed the connection before accepting it".to_owned(),
+    };
+    let reason = if super::tls::is_tls(url) {
+        format!("{what}: if it requires client certificates, check pulsar.tls_cert_file and pulsar.tls_key_file (a certificate signed by a CA the broker trusts)")
+    } else {
+        what
+    };
+    WireError::Connect {
+        address: address.to_owned(),
+        reason,
+    }
 }
 
 impl Wire {
@@ -228,7 +250,13 @@ impl Wire {
         connect.connect = Some(proto::CommandConnect {
             client_version: format!("outbox-engine-{}", env!("CARGO_PKG_VERSION")),
             protocol_version: Some(PROTOCOL_VERSION),
-            auth_method_name: token.map(|_| "token".to_owned()),
+            auth_method_name: match token {
+                Some(_) => Some("token".to_owned()),
+                None if dial.tls_authentication => {
+                    Some(crate::pulsar::publisher::TLS_AUTH_METHOD.to_owned())
+                }
+                None => None,
+            },
             auth_data: token.map(<[u8]>::to_vec),
             ..Default::default()
         });
@@ -253,7 +281,11 @@ impl Wire {
                     )),
                 })
             }
-            _ => return Err(WireError::Lost),
+            // Closed before answering. Over TLS 1.3 the broker checks a client
+            // certificate after the client's side of the handshake is done, so a refused
+            // one shows up here, as an alert or a bare close.
+            Some(Err(error)) => return Err(closed_at_connect(&address, url, Some(error))),
+            None => return Err(closed_at_connect(&address, url, None::<std::io::Error>)),
         }
         let (sink, mut stream) = framed.split();
         let sink = Arc::new(tokio::sync::Mutex::new(sink));
