@@ -46,6 +46,8 @@ pub const DEFAULT_CYCLE_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_MAX_EVENT_ATTEMPTS: u32 = 10;
 /// Default of [`RelayConfig::topic_refusal_grace_ms`], in milliseconds.
 pub const DEFAULT_TOPIC_REFUSAL_GRACE_MS: u64 = 60_000;
+/// Default of [`RelayConfig::database_refusal_grace_ms`], in milliseconds.
+pub const DEFAULT_DATABASE_REFUSAL_GRACE_MS: u64 = 60_000;
 /// Default of [`RelayConfig::max_partition_restarts`].
 pub const DEFAULT_MAX_PARTITION_RESTARTS: u32 = 5;
 /// Default of [`RelayConfig::retention_ms`], in milliseconds (24 hours).
@@ -151,6 +153,12 @@ pub struct RelayConfig {
     /// alert up, before the refused events are dead-lettered. The range waits meanwhile
     /// (nothing is reordered); 0 dead-letters at once.
     pub topic_refusal_grace_ms: u64,
+    /// How long the database may refuse the relay's role (SQLSTATE 42501 "permission
+    /// denied", class 28, a table or function missing: a grant or a migration that lags
+    /// a deploy) while the relay retries with backoff, with the
+    /// `outbox_database_refused` alert up; after that the relay stops with the reason
+    /// (the binary exits 1). Nothing is published meanwhile; 0: stop at once.
+    pub database_refusal_grace_ms: u64,
     /// Restarts of a partition without progress after which the relay gives its range
     /// up, so that a healthy relay takes it (alone, it takes it back after a minute).
     pub max_partition_restarts: u32,
@@ -181,6 +189,7 @@ impl std::fmt::Debug for RelayConfig {
             .field("cycle_timeout_ms", &self.cycle_timeout_ms)
             .field("max_event_attempts", &self.max_event_attempts)
             .field("topic_refusal_grace_ms", &self.topic_refusal_grace_ms)
+            .field("database_refusal_grace_ms", &self.database_refusal_grace_ms)
             .field("max_partition_restarts", &self.max_partition_restarts)
             .field("retention_ms", &self.retention_ms)
             .field("maintenance_interval_ms", &self.maintenance_interval_ms)
@@ -212,6 +221,7 @@ impl Default for RelayConfig {
             cycle_timeout_ms: DEFAULT_CYCLE_TIMEOUT_MS,
             max_event_attempts: DEFAULT_MAX_EVENT_ATTEMPTS,
             topic_refusal_grace_ms: DEFAULT_TOPIC_REFUSAL_GRACE_MS,
+            database_refusal_grace_ms: DEFAULT_DATABASE_REFUSAL_GRACE_MS,
             max_partition_restarts: DEFAULT_MAX_PARTITION_RESTARTS,
             retention_ms: DEFAULT_RETENTION_MS,
             maintenance_interval_ms: DEFAULT_MAINTENANCE_INTERVAL_MS,
@@ -382,6 +392,12 @@ impl RelayConfig {
             0,
             86_400_000,
         )?;
+        check_range(
+            "database_refusal_grace_ms",
+            self.database_refusal_grace_ms,
+            0,
+            86_400_000,
+        )?;
         let longest_wait = self.lease_ms.max(self.cycle_timeout_ms);
         if self.retention_ms < longest_wait {
             return Err(ConfigError::Invalid(format!(
@@ -439,8 +455,17 @@ impl RelayConfig {
     }
 
     /// Delay before retry number `attempt` (1-based): `retry_backoff_min_ms` doubling,
-    /// capped at `retry_backoff_max_ms`.
+    /// capped at `retry_backoff_max_ms`, then jittered down to between half and all of
+    /// that, so that partitions and relays that failed together (a database restart) do
+    /// not retry in step. Never above the cap: the cap stays the worst-case resume delay.
     pub fn retry_backoff(&self, attempt: u32) -> Duration {
+        use rand::Rng;
+        self.retry_ceiling(attempt)
+            .mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+    }
+
+    /// [`Self::retry_backoff`] before jitter.
+    fn retry_ceiling(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(16);
         let delay = self.retry_backoff_min_ms.saturating_mul(1 << exponent);
         Duration::from_millis(delay.min(self.retry_backoff_max_ms))
@@ -587,10 +612,20 @@ mod tests {
             ..Default::default()
         };
         let delays: Vec<u64> = (1..=6)
-            .map(|a| config.retry_backoff(a).as_millis() as u64)
+            .map(|a| config.retry_ceiling(a).as_millis() as u64)
             .collect();
         assert_eq!(delays, vec![100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(config.retry_backoff(u32::MAX).as_millis(), 1000);
+        assert_eq!(config.retry_ceiling(u32::MAX).as_millis(), 1000);
+        for attempt in 1..=6 {
+            let ceiling = config.retry_ceiling(attempt);
+            for _ in 0..50 {
+                let delay = config.retry_backoff(attempt);
+                assert!(
+                    delay <= ceiling && delay >= ceiling / 2,
+                    "{delay:?} vs {ceiling:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct Metrics {
     pub topic_refused: Family<TopicLabel, Gauge>,
     /// Publish attempts the broker refused, per topic.
     pub topic_refusals: Family<TopicLabel, Counter>,
+    /// 1 while PostgreSQL refuses the relay's role (permission denied, schema missing)
+    /// and `database_refusal_grace_ms` runs: the alert; 0 once it answers again.
+    pub database_refused: Gauge,
     /// Keys in quarantine, as last counted by the relay's lease round.
     pub quarantined_keys: Gauge,
     /// Unresolved dead letters, as last counted.
@@ -165,6 +168,12 @@ impl Default for Metrics {
             "Publish attempts the broker refused for the topic",
             topic_refusals.clone(),
         );
+        let database_refused = Gauge::default();
+        registry.register(
+            "database_refused",
+            "1 while PostgreSQL refuses the relay's role (permission denied, schema missing) and the grace period runs: alert on it",
+            database_refused.clone(),
+        );
         let quarantined_keys = Gauge::default();
         registry.register(
             "quarantined_keys",
@@ -192,6 +201,7 @@ impl Default for Metrics {
         Metrics {
             topic_refused,
             topic_refusals,
+            database_refused,
             quarantined_keys,
             dead_letters,
             held_events,

@@ -46,8 +46,8 @@ async fn different_keys_do_not_wait_and_the_same_key_does() {
         })
         .await;
     match same_key {
-        Err(EnqueueError::Store(StoreError::Query(message))) => {
-            assert!(message.contains("lock timeout"), "{message}")
+        Err(EnqueueError::Store(StoreError::Busy(message))) => {
+            assert!(message.contains("55P03"), "{message}")
         }
         other => panic!("a second writer of key-a must wait for the first, got {other:?}"),
     }

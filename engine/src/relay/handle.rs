@@ -161,9 +161,31 @@ impl RelayHandle {
     /// ```
     pub fn health(&self) -> Health {
         Health {
-            live: self.supervisor.connected(),
+            live: self.supervisor.connected() && self.failure().is_none(),
             ready: self.is_ready(),
         }
+    }
+
+    /// Why the relay stopped by itself, if it did: PostgreSQL refused its role
+    /// (permission denied, schema missing) for longer than `database_refusal_grace_ms`.
+    /// The relay then publishes nothing more; fix the cause and start a new one.
+    pub fn failure(&self) -> Option<String> {
+        self.stats.database_refusal.reason()
+    }
+
+    /// Resolves with [`Self::failure`]'s reason once the relay stops by itself; never
+    /// otherwise. The `outbox-relay` binary waits on it beside its signals, and exits 1.
+    ///
+    /// ```no_run
+    /// # async fn f(relay: outbox_engine::RelayHandle) {
+    /// tokio::select! {
+    ///     reason = relay.failed() => eprintln!("relay stopped: {reason}"),
+    ///     _ = tokio::signal::ctrl_c() => { let _ = relay.shutdown().await; }
+    /// }
+    /// # }
+    /// ```
+    pub async fn failed(&self) -> String {
+        self.stats.database_refusal.stopped().await
     }
 
     /// The outbox's status, as `outbox-relay status --json` shows it (backlog, ranges,

@@ -24,6 +24,7 @@ mod maintenance;
 mod messages;
 mod partition;
 mod quarantine;
+mod refusal;
 mod supervisor;
 mod wakeup;
 
@@ -62,6 +63,9 @@ pub struct RelayStats {
     /// for the whole relay, so that it survives partition restarts and lease changes and
     /// the grace period really ends.
     pub(crate) refusals: std::sync::Arc<partition::Refusals>,
+    /// How long PostgreSQL has refused the relay's role, and why the relay stopped if
+    /// that outlasted `database_refusal_grace_ms`.
+    pub database_refusal: refusal::DatabaseRefusal,
 }
 
 impl RelayStats {

@@ -36,6 +36,7 @@ use std::collections::HashMap;
 use super::acker::Acker;
 use super::cycle::{finish, run_cycle, CycleError, CycleReport, Poison, Worker};
 use super::messages::{Cycle, PartitionStopped, Progress, Stop, StopReason, Wake};
+use super::refusal::Source;
 use super::supervisor::Supervisor;
 use super::RelayStats;
 use crate::config::RelayConfig;
@@ -316,6 +317,9 @@ impl Partition {
             Ok(report) => {
                 self.consecutive_failures = 0;
                 self.record_error(None);
+                self.stats
+                    .database_refusal
+                    .answered(Source::Cycles, &self.stats.metrics);
                 if report.published > 0 || report.parked > 0 {
                     self.stats
                         .published
@@ -351,6 +355,21 @@ impl Partition {
                 self.consecutive_failures += 1;
                 self.stats.failed_cycles.fetch_add(1, Ordering::Relaxed);
                 self.stats.metrics.retry(error.class());
+                if let CycleError::Store(refusal) = &error {
+                    if refusal.is_refusal() {
+                        let grace = Duration::from_millis(self.config.database_refusal_grace_ms);
+                        if self.stats.database_refusal.refused(
+                            Source::Cycles,
+                            refusal,
+                            grace,
+                            &self.stats.metrics,
+                        ) {
+                            // The supervisor shuts the relay down at its next round.
+                            self.stop_with(StopReason::Failed(error.to_string()), ctx);
+                            return;
+                        }
+                    }
+                }
                 if self.consecutive_failures >= self.config.max_consecutive_failures {
                     tracing::error!(range = %self.range, failures = self.consecutive_failures, %error, "partition gives up; the supervisor will restart it");
                     self.stop_with(StopReason::Failed(error.to_string()), ctx);

@@ -34,6 +34,7 @@ use super::messages::{
     Stop, StopReason, Tick, Wake,
 };
 use super::partition::{Partition, PartitionHealth};
+use super::refusal::Source;
 use super::wakeup::Watcher;
 use super::RelayStats;
 use crate::config::RelayConfig;
@@ -166,7 +167,22 @@ impl Supervisor {
         entry.addr = Some(partition.start());
     }
 
+    /// Once PostgreSQL has refused the relay past `database_refusal_grace_ms` (see
+    /// `refusal.rs`), shuts the relay down; true if it did or already does.
+    fn shut_down_if_refused(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.stats.database_refusal.reason().is_none() {
+            return false;
+        }
+        if !self.shutting_down {
+            ctx.address().do_send(Shutdown);
+        }
+        true
+    }
+
     fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.shut_down_if_refused(ctx) {
+            return;
+        }
         let Some(resources) = &self.resources else {
             return;
         };
@@ -223,14 +239,22 @@ impl Supervisor {
                     act.after_tick(outcome, sent_at, ctx);
                 }
                 Err(error) => {
-                    act.tick_failed(error);
+                    act.tick_failed(error, ctx);
                     act.finish_shutdown_if_done(ctx);
                 }
             }
         }));
     }
 
-    fn tick_failed(&mut self, error: StoreError) {
+    fn tick_failed(&mut self, error: StoreError, ctx: &mut Context<Self>) {
+        if error.is_refusal() {
+            let grace = Duration::from_millis(self.config.database_refusal_grace_ms);
+            let refusal = &self.stats.database_refusal;
+            if refusal.refused(Source::Leases, &error, grace, &self.stats.metrics) {
+                self.shut_down_if_refused(ctx);
+            }
+            return;
+        }
         match self.database_down_since {
             None => {
                 self.database_down_since = Some(Instant::now());
@@ -244,6 +268,9 @@ impl Supervisor {
     }
 
     fn after_tick(&mut self, outcome: TickOutcome, sent_at: Instant, ctx: &mut Context<Self>) {
+        self.stats
+            .database_refusal
+            .answered(Source::Leases, &self.stats.metrics);
         if let Some(since) = self.database_down_since.take() {
             tracing::info!(
                 down_ms = since.elapsed().as_millis() as u64,
@@ -600,6 +627,7 @@ impl Handler<PartitionStopped> for Supervisor {
 
     fn handle(&mut self, stopped: PartitionStopped, ctx: &mut Self::Context) {
         let start = stopped.range.start;
+        let refused = self.shut_down_if_refused(ctx);
         let Some(entry) = self.entries.get_mut(&start) else {
             return;
         };
@@ -609,7 +637,7 @@ impl Handler<PartitionStopped> for Supervisor {
             self.finish_shutdown_if_done(ctx);
             return;
         }
-        if entry.releasing || self.shutting_down {
+        if entry.releasing || self.shutting_down || refused {
             tracing::info!(range = %stopped.range, "partition stopped");
             self.release(start, ctx);
             return;

@@ -81,9 +81,10 @@ async fn set_lock_timeout(
     Ok(())
 }
 
-/// True when the error is a lock timeout: the step is retried by the next round.
+/// True when the error is a lock timeout (or another contention the server reports as
+/// such): the step is retried by the next round.
 fn lock_not_available(error: &StoreError) -> bool {
-    matches!(error, StoreError::Query(message) if message.contains("lock timeout"))
+    matches!(error, StoreError::Busy(_))
 }
 
 /// One maintenance round; see the module contract.

@@ -197,6 +197,16 @@ pub trait DatabaseErrorInformation {
     /// An optional integer indicating an error cursor position as an index into
     /// the original statement string.
     fn statement_position(&self) -> Option<i32>;
+
+    /// The SQLSTATE code of the error (five characters, see
+    /// <https://www.postgresql.org/docs/current/errcodes-appendix.html>), when the
+    /// backend reports one; `None` otherwise.
+    ///
+    /// Added by outbox-engine's vendored copy (the same method as diesel-rs/diesel#4290),
+    /// with a default so that no implementation breaks.
+    fn sql_state(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl fmt::Debug for dyn DatabaseErrorInformation + Send + Sync {

@@ -561,8 +561,9 @@ async fn relay(config: RelayConfig) -> anyhow::Result<()> {
         anyhow::bail!("refusing to start: {error}");
     }
     if let Ok(mut conn) = store::connect(&config.database_url).await {
-        if let Err(error @ store::StoreError::Schema(_)) = store::check_schema(&mut conn).await {
-            anyhow::bail!("refusing to start: {error}");
+        match store::check_schema(&mut conn).await {
+            Err(error) if error.is_refusal() => anyhow::bail!("refusing to start: {error}"),
+            _ => {}
         }
     }
     // Bound before the relay starts: a port in use is a refusal, not a silent gap.
@@ -589,9 +590,15 @@ async fn relay(config: RelayConfig) -> anyhow::Result<()> {
     }
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => {},
-        _ = interrupt.recv() => {},
+    let failure = tokio::select! {
+        _ = terminate.recv() => None,
+        _ = interrupt.recv() => None,
+        reason = handle.failed() => Some(reason),
+    };
+    if let Some(reason) = failure {
+        // Logged once where it was decided; the supervisor is already shutting down.
+        let _ = handle.shutdown().await;
+        anyhow::bail!("the relay stopped: {reason}");
     }
     tracing::info!("signal received: shutting down gracefully (a second signal exits at once)");
     let second_signal = async {

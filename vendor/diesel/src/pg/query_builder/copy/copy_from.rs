@@ -93,6 +93,9 @@ pub struct CopyFrom<S, F> {
     p: PhantomData<S>,
 }
 
+// Unused with the features this workspace enables; path dependencies' warnings are shown
+// in every build (vendor/diesel/README.vendor.md).
+#[allow(dead_code)]
 pub(crate) struct InternalCopyFromQuery<S, T> {
     pub(crate) target: S,
     p: PhantomData<T>,
