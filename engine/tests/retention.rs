@@ -149,3 +149,37 @@ async fn storage_levels_off_under_constant_load() {
     relay.shutdown().await.unwrap();
     db.drop_now().await;
 }
+
+/// Partition bounds are whole transaction ids, and so are the names made from them, also
+/// for a span sized by the transaction rate (a power of two computed in `numeric`, which
+/// once gave names like `outbox_event_p125723.0000000000000000`).
+#[tokio::test]
+async fn partitions_are_bounded_and_named_by_whole_transaction_ids() {
+    init_tracing();
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    count(&mut conn, "SELECT outbox_extend_partitions(1)::bigint AS n").await;
+    // A long span for the rate seen since: far above the 4096 minimum, so the span is
+    // the rate-sized power of two.
+    let made = count(
+        &mut conn,
+        "SELECT outbox_extend_partitions(1000000)::bigint AS n",
+    )
+    .await;
+    assert!(made > 0, "the rate-sized round made no partition");
+    let odd = count(
+        &mut conn,
+        "SELECT count(*) AS n FROM outbox_partition \
+          WHERE name !~ '^outbox_event_p[0-9]+$' OR hi::text !~ '^[0-9]+$' OR lo::text !~ '^[0-9]+$'",
+    )
+    .await;
+    assert_eq!(odd, 0, "a partition bound or name is not a whole number");
+    let spans = count(
+        &mut conn,
+        "SELECT count(DISTINCT hi::text::numeric - lo::text::numeric) AS n FROM outbox_partition",
+    )
+    .await;
+    assert!(spans >= 2, "no rate-sized span was made");
+    drop(conn);
+    db.drop_now().await;
+}
