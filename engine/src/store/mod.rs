@@ -47,6 +47,9 @@ pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
 
 /// Session settings of relay connections. Asynchronous commit is safe here: the relay
 /// only commits acknowledgements, and losing one in a crash only republishes events.
+/// JIT is off: the relay's statements are short, and a plan over many partitions whose
+/// estimate passes `jit_above_cost` (tables without statistics yet) would spend hundreds
+/// of milliseconds compiling each one.
 /// The idle-in-transaction limit ends a transaction left open by a relay that stopped
 /// in its middle (paused, cut off): its lease tick holds the group's advisory lock, and
 /// the other relays must get it back long before their own leases run out.
@@ -54,7 +57,7 @@ fn relay_session_setup(idle_in_transaction_ms: u64, statement_timeout_ms: u64) -
     format!(
         "SET synchronous_commit = off; SET application_name = 'outbox-relay'; \
          SET idle_in_transaction_session_timeout = {idle_in_transaction_ms}; \
-         SET statement_timeout = {statement_timeout_ms}"
+         SET statement_timeout = {statement_timeout_ms}; SET jit = off"
     )
 }
 

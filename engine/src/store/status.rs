@@ -2,7 +2,7 @@
 //! and their range leases, and writers holding a key's lock open.
 
 use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde::Serialize;
 
 use super::StoreError;
@@ -182,6 +182,18 @@ pub async fn status_counting_up_to(
     conn: &mut AsyncPgConnection,
     cap: i64,
 ) -> Result<Status, StoreError> {
+    // JIT off for these statements only (whatever the session, a pooled one included):
+    // the per-range count is planned over every partition, and while the tables have no
+    // statistics yet its estimate passes `jit_above_cost`, which once made compiling it
+    // take most of a second, past the relay's statement timeout.
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        conn.batch_execute("SET LOCAL jit = off").await?;
+        read_status(conn, cap).await
+    })
+    .await
+}
+
+async fn read_status(conn: &mut AsyncPgConnection, cap: i64) -> Result<Status, StoreError> {
     let backlog: Backlog = diesel::sql_query(
         "SELECT least(count(*), $1) AS pending, count(*) > $1 AS pending_capped, \
                 extract(epoch FROM now() - min(created_at))::float8 AS oldest_pending_age_s, \
