@@ -283,8 +283,13 @@ DO \$\$BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'outbox_writer') THEN
     CREATE ROLE outbox_writer;
   END IF;
+  -- A relay with nothing but what outbox_grant_relay gives (engine/tests/roles.rs).
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'outbox_relay') THEN
+    CREATE ROLE outbox_relay;
+  END IF;
 END\$\$;
 ALTER ROLE outbox_writer WITH LOGIN PASSWORD '$PG_PASSWORD';
+ALTER ROLE outbox_relay WITH LOGIN PASSWORD '$PG_PASSWORD';
 ALTER ROLE outbox_tls WITH LOGIN PASSWORD '$PG_PASSWORD';
 ALTER ROLE outbox_cert WITH LOGIN;
 GRANT $PG_USER TO outbox_tls, outbox_cert;

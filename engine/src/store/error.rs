@@ -82,8 +82,11 @@ fn classify(code: &str, message: String, hint: Option<String>) -> StoreError {
         _ if code.starts_with("28") => {
             StoreError::Refused(format!("{shown}: check the user and password"))
         }
-        "42501" | "3D000" => StoreError::Refused(format!(
-            "{shown}: run the relay as the outbox's owner (docs/operations.md, \"Security\")"
+        "3D000" => StoreError::Refused(format!(
+            "{shown}: check the database name in the URL"
+        )),
+        "42501" => StoreError::Refused(format!(
+            "{shown}: as the outbox's owner, grant the relay's role with SELECT outbox_grant_relay('<role>') (again after a migration), or run the relay as the owner (docs/operations.md, \"Security\")"
         )),
         "42P01" | "42883" | "42703" | "42704" | "3F000" => StoreError::Schema(format!(
             "{shown}: run `outbox-relay migrate` (or outbox_engine::migrate) first"

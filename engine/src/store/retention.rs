@@ -15,6 +15,11 @@
 //!   every row in it is published and older than the retention;
 //! - audit rows of batches older than the retention are deleted (one row per batch).
 //!
+//! The DDL (create, attach, truncate, drop) goes through the outbox's functions
+//! (migrations 6 and 13), never statements built here: `outbox_grant_relay` lets a relay
+//! role that does not own the tables run them with the owner's rights, and each acts only
+//! on a partition the outbox's bookkeeping lists in the state that allows it.
+//!
 //! Every lock is taken with a short `lock_timeout`: a round that cannot get one skips that
 //! step and the next round tries again, so maintenance never queues writers behind it
 //! for long.
@@ -142,19 +147,16 @@ pub async fn maintain(
         let result = conn
             .transaction::<_, StoreError, _>(async |conn| {
                 set_lock_timeout(conn, LOCK_TIMEOUT).await?;
-                conn.batch_execute(&format!("TRUNCATE {}", quote_ident(&name)))
+                let done: Flag = diesel::sql_query("SELECT outbox_truncate_partition($1) AS yes")
+                    .bind::<Text, _>(&name)
+                    .get_result(conn)
                     .await?;
-                diesel::sql_query(
-                    "UPDATE outbox_partition SET truncated_at = now() WHERE name = $1",
-                )
-                .bind::<Text, _>(&name)
-                .execute(conn)
-                .await?;
-                Ok(())
+                Ok(done.yes)
             })
             .await;
         match result {
-            Ok(()) => report.truncated.push(name),
+            Ok(true) => report.truncated.push(name),
+            Ok(false) => {}
             Err(error) if lock_not_available(&error) => {
                 tracing::debug!(partition = %name, "maintenance: partition busy, truncated next round");
             }
@@ -172,17 +174,16 @@ pub async fn maintain(
         let result = conn
             .transaction::<_, StoreError, _>(async |conn| {
                 set_lock_timeout(conn, DROP_LOCK_TIMEOUT).await?;
-                conn.batch_execute(&format!("DROP TABLE IF EXISTS {}", quote_ident(&name)))
-                    .await?;
-                diesel::sql_query("DELETE FROM outbox_partition WHERE name = $1")
+                let done: Flag = diesel::sql_query("SELECT outbox_drop_partition($1) AS yes")
                     .bind::<Text, _>(&name)
-                    .execute(conn)
+                    .get_result(conn)
                     .await?;
-                Ok(())
+                Ok(done.yes)
             })
             .await;
         match result {
-            Ok(()) => report.dropped.push(name),
+            Ok(true) => report.dropped.push(name),
+            Ok(false) => {}
             Err(error) if lock_not_available(&error) => break,
             Err(error) => return Err(error),
         }
@@ -197,22 +198,12 @@ pub async fn maintain(
         let result = conn
             .transaction::<_, StoreError, _>(async |conn| {
                 set_lock_timeout(conn, LOCK_TIMEOUT).await?;
-                conn.batch_execute("LOCK TABLE outbox_event_default IN ACCESS EXCLUSIVE MODE")
-                    .await?;
-                let ready: Flag = diesel::sql_query(
-                    "SELECT coalesce( \
-                       (SELECT tx FROM outbox_event_default ORDER BY tx DESC LIMIT 1) \
-                         < (SELECT min(pg_snapshot_xmin(done_snapshot)) FROM outbox_progress) \
-                       AND (SELECT max(created_at) FROM outbox_event_default) \
-                         < now() - $1 * interval '1 second', false) AS yes",
-                )
-                .bind::<Double, _>(retention_s)
-                .get_result(conn)
-                .await?;
-                if ready.yes {
-                    conn.batch_execute("TRUNCATE outbox_event_default").await?;
-                }
-                Ok(ready.yes)
+                let emptied: Flag =
+                    diesel::sql_query("SELECT outbox_empty_default_partition($1) AS yes")
+                        .bind::<Double, _>(retention_s)
+                        .get_result(conn)
+                        .await?;
+                Ok(emptied.yes)
             })
             .await;
         match result {
@@ -242,10 +233,6 @@ pub async fn maintain(
     .execute(conn)
     .await?;
     Ok(report)
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Table and index sizes of the outbox, for the soak and `status`.
