@@ -265,6 +265,9 @@ write_conf() {
   set_key "$tmp" authenticationProviders org.apache.pulsar.broker.authentication.AuthenticationProviderToken,org.apache.pulsar.broker.authentication.AuthenticationProviderTls
   set_key "$tmp" tokenSecretKey "file://$AUTH_DIR/secret.key"
   set_key "$tmp" anonymousUserRole anonymous
+  # Expired credentials are looked for every 2 s instead of 60 (pulsar_oauth2.rs: a
+  # client that supports it is challenged for fresh ones; others are disconnected).
+  set_key "$tmp" authenticationRefreshCheckSeconds 2
   set_key "$tmp" webServicePort "$HTTP_PORT"
   set_key "$tmp" brokerDeleteInactiveTopicsEnabled false
   set_key "$tmp" allowAutoTopicCreation true

@@ -1542,6 +1542,13 @@ pub(crate) mod messages {
                     proxy_to_broker_url,
                     client_version: proto::client_version(),
                     protocol_version: Some(12),
+                    // outbox-engine patch: the connection answers auth challenges (see
+                    // the auth_challenge task), so say so; otherwise the broker closes a
+                    // connection whose token expired instead of challenging it.
+                    feature_flags: Some(proto::FeatureFlags {
+                        supports_auth_refresh: Some(true),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()

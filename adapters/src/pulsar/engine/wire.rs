@@ -8,8 +8,9 @@
 //! Contract:
 //! - [`Wire::open`] connects (over TLS for `pulsar+ssl://`, see [`super::tls`]),
 //!   performs the protocol handshake and starts one reader task
-//!   that answers the broker's pings and routes each response to its waiter (by request
-//!   id, or by producer and sequence id for send receipts);
+//!   that answers the broker's pings and authentication challenges (with fresh
+//!   credentials: an OAuth2 token outlives no connection) and routes each response to
+//!   its waiter (by request id, or by producer and sequence id for send receipts);
 //! - when the connection fails or the broker closes a producer, every waiter gets an
 //!   error and the wire reports itself broken ([`Wire::is_broken`]): the caller opens a
 //!   new one. Nothing is ever resent by this layer.
@@ -258,6 +259,13 @@ impl Wire {
                 None => None,
             },
             auth_data: token.map(<[u8]>::to_vec),
+            // Without it, a broker that finds the credentials expired (a token's `exp`,
+            // checked every `authenticationRefreshCheckSeconds`) closes the connection;
+            // with it, the broker challenges and the reader answers with a fresh token.
+            feature_flags: Some(proto::FeatureFlags {
+                supports_auth_refresh: Some(true),
+                ..Default::default()
+            }),
             ..Default::default()
         });
         framed
@@ -295,6 +303,7 @@ impl Wire {
             let sink = sink.clone();
             let waiters = waiters.clone();
             let broken = broken.clone();
+            let dial = dial.clone();
             tokio::spawn(async move {
                 while let Some(Ok(message)) = stream.next().await {
                     let command = message.command;
@@ -302,6 +311,23 @@ impl Wire {
                         let pong = frame(command_pong());
                         if sink.lock().await.send(pong).await.is_err() {
                             break;
+                        }
+                        continue;
+                    }
+                    if command.auth_challenge.is_some() {
+                        // Answered here, in line: the broker closes the connection if
+                        // no valid answer comes, which is what a failure here leads to.
+                        match auth_response(&dial).await {
+                            Ok(response) => {
+                                if sink.lock().await.send(frame(response)).await.is_err() {
+                                    break;
+                                }
+                                tracing::debug!("answered the broker's authentication challenge");
+                            }
+                            Err(reason) => tracing::warn!(
+                                %reason,
+                                "cannot answer the broker's authentication challenge: it will close the connection, which is then opened again"
+                            ),
                         }
                         continue;
                     }
@@ -417,6 +443,29 @@ impl Wire {
         self.broken.store(true, Ordering::SeqCst);
         self.reader.abort();
     }
+}
+
+/// The answer to an authentication challenge: the current credentials, fetched again
+/// from the OAuth2 issuer when the access token nears expiry.
+async fn auth_response(dial: &Dial) -> Result<proto::BaseCommand, String> {
+    let (method, data) = match (&dial.oauth2, &dial.token) {
+        (Some(provider), _) => ("token", crate::pulsar::oauth2::token(provider).await?),
+        (None, Some(token)) => ("token", token.clone()),
+        (None, None) if dial.tls_authentication => {
+            (crate::pulsar::publisher::TLS_AUTH_METHOD, Vec::new())
+        }
+        (None, None) => return Err("no credentials are configured".into()),
+    };
+    let mut response = command(CommandType::AuthResponse);
+    response.auth_response = Some(proto::CommandAuthResponse {
+        client_version: Some(format!("outbox-engine-{}", env!("CARGO_PKG_VERSION"))),
+        response: Some(proto::AuthData {
+            auth_method_name: Some(method.to_owned()),
+            auth_data: Some(data),
+        }),
+        protocol_version: Some(PROTOCOL_VERSION),
+    });
+    Ok(response)
 }
 
 fn command_pong() -> proto::BaseCommand {
