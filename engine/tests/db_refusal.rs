@@ -41,6 +41,16 @@ async fn enqueue_40(conn: &mut AsyncPgConnection, topic: &str) -> HashSet<i64> {
         .collect()
 }
 
+/// A database whose owner may no longer read the events, with 40 of them pending.
+async fn refused_with_40_pending() -> (TestDb, AsyncPgConnection) {
+    init_tracing();
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    revoke_reads(&mut conn).await;
+    enqueue_40(&mut conn, &unique("refused_db")).await;
+    (db, conn)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permission_granted_back_within_the_grace_period_loses_and_reorders_nothing() {
     init_tracing();
@@ -87,12 +97,7 @@ async fn a_permission_granted_back_within_the_grace_period_loses_and_reorders_no
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_outlasting_the_grace_period_stops_the_relay_with_its_sqlstate() {
-    init_tracing();
-    let db = TestDb::create().await;
-    let topic = unique("refused_db");
-    let mut conn = db.connect().await;
-    revoke_reads(&mut conn).await;
-    enqueue_40(&mut conn, &topic).await;
+    let (db, mut conn) = refused_with_40_pending().await;
 
     let mut config = db.relay_config();
     config.database_refusal_grace_ms = 1_000;
@@ -116,12 +121,7 @@ async fn a_refusal_outlasting_the_grace_period_stops_the_relay_with_its_sqlstate
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_exits_1_naming_the_refusal_once_the_grace_period_is_over() {
-    init_tracing();
-    let db = TestDb::create().await;
-    let topic = unique("refused_db");
-    let mut conn = db.connect().await;
-    revoke_reads(&mut conn).await;
-    enqueue_40(&mut conn, &topic).await;
+    let (db, mut conn) = refused_with_40_pending().await;
     let dir = std::env::temp_dir().join(unique("refusal_cfg"));
     std::fs::create_dir_all(&dir).unwrap();
     let config_file = dir.join("relay.toml");
