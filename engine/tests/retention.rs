@@ -12,8 +12,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use diesel::sql_types::BigInt;
-use diesel_async::RunQueryDsl;
 use outbox_engine::store::retention::storage_size;
 use outbox_engine::{enqueue_batch, NewEvent, Relay};
 use support::*;
@@ -23,20 +21,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(conn: &mut diesel_async::AsyncPgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql)
-        .get_result::<Count>(conn)
-        .await
-        .unwrap()
-        .n
 }
 
 #[tokio::test]

@@ -110,17 +110,6 @@ async fn a_writer_role_may_enqueue_and_nothing_else() {
     db.drop_now().await;
 }
 
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    let row: Count = diesel::sql_query(sql).get_result(conn).await.unwrap();
-    row.n
-}
-
 /// Uses up transaction ids (one per committed transaction) so that partitions fill up
 /// without writing events.
 async fn burn_transaction_ids(conn: &mut AsyncPgConnection, how_many: u32) {

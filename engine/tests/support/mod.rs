@@ -376,3 +376,18 @@ pub async fn relay_waits_without_dead_letters(configure: impl FnOnce(&mut RelayC
     drop(conn);
     db.drop_now().await;
 }
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The single bigint column `n` of `sql`'s one row.
+pub async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .unwrap()
+        .n
+}

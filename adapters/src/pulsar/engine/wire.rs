@@ -249,7 +249,7 @@ impl Wire {
         let mut framed = Framed::new(stream, Codec);
         let mut connect = command(CommandType::Connect);
         connect.connect = Some(proto::CommandConnect {
-            client_version: format!("outbox-engine-{}", env!("CARGO_PKG_VERSION")),
+            client_version: client_version(),
             protocol_version: Some(PROTOCOL_VERSION),
             auth_method_name: match token {
                 Some(_) => Some("token".to_owned()),
@@ -445,6 +445,11 @@ impl Wire {
     }
 }
 
+/// How the engine producer names itself to the broker (CONNECT, AUTH_RESPONSE).
+fn client_version() -> String {
+    format!("outbox-engine-{}", env!("CARGO_PKG_VERSION"))
+}
+
 /// The answer to an authentication challenge: the current credentials, fetched again
 /// from the OAuth2 issuer when the access token nears expiry.
 async fn auth_response(dial: &Dial) -> Result<proto::BaseCommand, String> {
@@ -458,7 +463,7 @@ async fn auth_response(dial: &Dial) -> Result<proto::BaseCommand, String> {
     };
     let mut response = command(CommandType::AuthResponse);
     response.auth_response = Some(proto::CommandAuthResponse {
-        client_version: Some(format!("outbox-engine-{}", env!("CARGO_PKG_VERSION"))),
+        client_version: Some(client_version()),
         response: Some(proto::AuthData {
             auth_method_name: Some(method.to_owned()),
             auth_data: Some(data),
