@@ -74,6 +74,16 @@ async fn one_bad_event_rejects_the_batch_with_outbox_enqueues_message() {
         error.contains("is not a valid Pulsar topic name"),
         "{error}"
     );
+    // One topic for the whole batch takes a shorter path (migration 14): same check.
+    let error = call(vec!["bad topic", "bad topic"])
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    let error = StoreError::from(error).to_string();
+    assert!(
+        error.contains("'bad topic' is not a valid Pulsar topic name"),
+        "{error}"
+    );
     let error = call(vec!["orders", "non-persistent://public/default/x"])
         .execute(&mut conn)
         .await
