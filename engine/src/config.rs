@@ -72,8 +72,8 @@ pub const DEFAULT_MAINTENANCE_INTERVAL_MS: u64 = 5_000;
 ///     ..RelayConfig::default()
 /// };
 /// config.validate()?;
-/// // 8 partitions need at least 2 x 8 + 3 connections: the pool grows to fit.
-/// assert_eq!(config.effective_pool_size(), 19);
+/// // 8 partitions need at least 3 x 8 + 3 connections: the pool grows to fit.
+/// assert_eq!(config.effective_pool_size(), 27);
 /// // The password never reaches logs.
 /// assert!(!format!("{config:?}").contains("secret"));
 /// # Ok(())
@@ -90,8 +90,9 @@ pub struct RelayConfig {
     /// Most events one partition reads and publishes per cycle; also its in-flight bound.
     pub batch_size: u32,
     /// Database connections for the relay (reads, acknowledgements, wake-up watcher).
-    /// Raised to `2 x partitions + 2` when smaller: each partition may hold a read and
-    /// a background delete at once.
+    /// Raised to `3 x partitions + 3` when smaller: each partition may hold a read, the
+    /// next page's read (started while it publishes) and a background progress write at
+    /// once; the wake-up watcher, the lease tick and maintenance use the rest.
     pub pool_size: u32,
     /// How often the wake-up watcher reads the outbox sequence to notice new events.
     /// Writers never notify; this one cheap query replaces per-insert NOTIFY.
@@ -448,10 +449,10 @@ impl RelayConfig {
             .unwrap_or(self.cycle_timeout_ms / 2)
     }
 
-    /// The pool size actually used: at least two connections per partition plus two.
+    /// The pool size actually used: at least three connections per partition plus three.
     pub fn effective_pool_size(&self) -> u32 {
         self.pool_size
-            .max(self.partitions.saturating_mul(2).saturating_add(3))
+            .max(self.partitions.saturating_mul(3).saturating_add(3))
     }
 
     /// Delay before retry number `attempt` (1-based): `retry_backoff_min_ms` doubling,
@@ -635,9 +636,9 @@ mod tests {
             pool_size: 12,
             ..Default::default()
         };
-        assert_eq!(config.effective_pool_size(), 35);
+        assert_eq!(config.effective_pool_size(), 51);
         let small = RelayConfig {
-            partitions: 2,
+            partitions: 3,
             pool_size: 12,
             ..Default::default()
         };

@@ -27,6 +27,8 @@
 #   OUTBOX_PULSAR_WAIT_SECS (180)  bound on waiting for health
 #   OUTBOX_PULSAR_STOP_SECS (30)   bound on graceful stop before SIGKILL
 #   OUTBOX_PULSAR_JOURNAL_SYNC (false)  bookie journalSyncData (stock standalone: false)
+#   OUTBOX_PULSAR_JOURNAL_FLUSH_EMPTY (true)  journalFlushWhenQueueEmpty (stock: false)
+#   OUTBOX_PULSAR_NEW_ENTRIES_DELAY_MS (1)  managedLedgerNewEntriesCheckDelayInMillis (stock: 10)
 #   OUTBOX_PULSAR_FAST_START (0)   1 = C1-only JIT: (re)starts faster on a busy
 #                                  machine, runs slower; tests only, not benchmarks
 #   PULSAR_MEM, PULSAR_GC          JVM options (defaults sized for 2 cores / 24 GiB)
@@ -283,15 +285,21 @@ write_conf() {
   # Stock standalone value is false: entries reach the journal file (so they
   # survive a killed JVM) but are not fsync'ed before the ack.
   set_key "$tmp" journalSyncData "$JOURNAL_SYNC"
+  # Stock: the journal waits up to journalMaxGroupWaitMSec (1 ms here) to group
+  # writes before acknowledging them, even when nothing else is queued. Writing as
+  # soon as the queue is empty takes that wait off every low-rate publish; under
+  # load the queue is rarely empty and grouping goes on as before.
+  set_key "$tmp" journalFlushWhenQueueEmpty "${OUTBOX_PULSAR_JOURNAL_FLUSH_EMPTY:-true}"
   # The standalone has one bookie. The broker's bookie health check quarantines
   # a bookie for 30 minutes after 5 errors a minute (an oversized entry, a
   # slow disk), and with its only bookie quarantined the broker can create no
   # topic at all: every later test fails with "Not enough non-faulty bookies".
   set_key "$tmp" bookkeeperClientHealthCheckEnabled false
-  # A caught-up subscription learns of new entries up to this late (stock 10 ms,
-  # kept). Pulsar's advice for the lowest end-to-end latency is 0
-  # (apache/pulsar#10660); docs/benchmarks.md has a first, noisy measurement.
-  set_key "$tmp" managedLedgerNewEntriesCheckDelayInMillis "${OUTBOX_PULSAR_NEW_ENTRIES_DELAY_MS:-10}"
+  # A caught-up subscription learns of new entries up to this late (stock 10 ms).
+  # Pulsar's advice for the lowest end-to-end latency is 0 (apache/pulsar#10660);
+  # 1 ms gave the same p50 here with a bound on re-polling (docs/benchmarks.md,
+  # "2026-12-06").
+  set_key "$tmp" managedLedgerNewEntriesCheckDelayInMillis "${OUTBOX_PULSAR_NEW_ENTRIES_DELAY_MS:-1}"
   # maxMessageSize: stock default (5 MiB) kept on purpose.
   if cmp -s "$tmp" "$CONF"; then
     rm -f "$tmp"

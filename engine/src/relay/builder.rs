@@ -6,7 +6,7 @@
 //!   instead of opening its own from `database_url` (which is then not used). The
 //!   relay's session settings (asynchronous commit for acknowledgements, a
 //!   `statement_timeout`) are not applied to it; the per-cycle watchdog still bounds
-//!   every cycle. Size the pool for the service plus `2 x partitions + 3` relay
+//!   every cycle. Size the pool for the service plus `3 x partitions + 3` relay
 //!   connections, or the two wait for each other.
 //! - [`RelayBuilder::pulsar_client`]: the service's Pulsar client, for the lookups and
 //!   (with `pulsar.producer = "stock"`) the producers. The engine producer opens its own

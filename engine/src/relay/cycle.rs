@@ -17,6 +17,7 @@ use outbox_adapters::{PublishError, PulsarPublisher};
 
 use super::acker::Acker;
 use super::batch::{done_prefix, group_by_topic, to_events, RowKey};
+use super::prefetch::{Expected, Fetched, Prefetch};
 use super::quarantine::{self, Quarantine};
 
 use crate::lease::Lease;
@@ -164,6 +165,8 @@ pub(crate) struct Worker {
     pub deduplication_known: usize,
     /// Where published counts and latencies go.
     pub stats: Arc<super::RelayStats>,
+    /// The next page's read, started while this page was being published.
+    pub prefetch: Option<Prefetch>,
 }
 
 /// An event that failed too many times in a row, to be parked before the next read.
@@ -209,26 +212,40 @@ async fn read(
     lease: &Lease,
     position: &mut Position,
     batch_size: usize,
+    prefetch: Option<Prefetch>,
 ) -> Result<Page, StoreError> {
-    let mut conn = pool.get().await?;
+    let prefetched = match prefetch {
+        Some(prefetch) if prefetch_fits(position, &prefetch.expected, batch_size) => {
+            prefetch.result().await
+        }
+        _ => None,
+    };
     if let Some(keys) = position.open.as_mut().and_then(|open| open.keys.as_mut()) {
         return take_listed(keys, batch_size, async |taken: &[(i64, i64)]| {
-            store::read_keys(&mut conn, taken).await
+            match prefetched {
+                Some(Fetched::Rows(rows)) => Ok(rows),
+                _ => store::read_keys(&mut *pool.get().await?, taken).await,
+            }
         })
         .await;
     }
-    let batch = position.open.as_ref().map(|open| open.snapshot.as_str());
-    let after = position.open.as_ref().map_or(0, |open| open.after_seq);
-    let page = store::read_page(
-        &mut conn,
-        lease,
-        &position.done,
-        batch,
-        after,
-        batch_size,
-        position.carried.as_deref(),
-    )
-    .await?;
+    let page = match prefetched {
+        Some(Fetched::Page(page)) => page,
+        _ => {
+            let batch = position.open.as_ref().map(|open| open.snapshot.as_str());
+            let after = position.open.as_ref().map_or(0, |open| open.after_seq);
+            store::read_page(
+                &mut *pool.get().await?,
+                lease,
+                &position.done,
+                batch,
+                after,
+                batch_size,
+                position.carried.as_deref(),
+            )
+            .await?
+        }
+    };
     let open = position
         .open
         .get_or_insert_with(|| OpenBatch::new(page.snapshot, 0, 0));
@@ -243,6 +260,39 @@ async fn read(
     Ok(Page {
         rows: page.events,
         taken,
+    })
+}
+
+/// True when a cycle at `position` would make exactly the read `expected` describes
+/// (see [`super::prefetch`]).
+fn prefetch_fits(position: &Position, expected: &Expected, batch_size: usize) -> bool {
+    match (expected, &position.open) {
+        (Expected::Listed { snapshot, keys }, Some(open)) => {
+            *snapshot == open.snapshot
+                && open
+                    .keys
+                    .as_ref()
+                    .is_some_and(|listed| listed.iter().take(batch_size).eq(keys.iter()))
+        }
+        (Expected::NewBatch { done }, None) => {
+            *done == position.done && position.carried.is_none()
+        }
+        _ => false,
+    }
+}
+
+/// The read the next cycle makes if the page just read is published whole: the next
+/// listed keys of a large batch, or else a new batch after this one.
+fn next_read(position: &Position, batch_size: usize) -> Option<Expected> {
+    let open = position.open.as_ref()?;
+    Some(match &open.keys {
+        Some(keys) if !keys.is_empty() => Expected::Listed {
+            snapshot: open.snapshot.clone(),
+            keys: keys.iter().take(batch_size).copied().collect(),
+        },
+        _ => Expected::NewBatch {
+            done: open.snapshot.clone(),
+        },
     })
 }
 
@@ -457,7 +507,8 @@ async fn cycle(
         Some(position) => position,
         None => load_position(pool, lease).await?,
     };
-    let page = read(pool, lease, &mut position, batch_size).await;
+    let prefetch = worker.prefetch.take();
+    let page = read(pool, lease, &mut position, batch_size, prefetch).await;
     // Keep the position even if the read failed: it is still where the range stands.
     let page = match page {
         Ok(page) => page,
@@ -509,6 +560,10 @@ async fn cycle(
     // Checked before every chunk: the deadline is set well inside the lease's expiry, so
     // nobody can have taken the range over yet when a chunk leaves.
     let topic_runs = topic_runs(&to_send);
+    if !to_send.is_empty() {
+        worker.prefetch = next_read(&position, batch_size)
+            .map(|expected| Prefetch::start(pool, lease, expected, batch_size));
+    }
     let outcome = if to_send.is_empty() {
         outbox_adapters::PublishOutcome::default()
     } else {
@@ -664,6 +719,75 @@ mod tests {
 
     fn listed() -> VecDeque<(i64, i64)> {
         (1..=5).map(|seq| (seq, 100 + seq)).collect()
+    }
+
+    fn position(open: Option<OpenBatch>) -> Position {
+        Position {
+            done: "10:10:".into(),
+            open,
+            carried: None,
+            events_done: 0,
+        }
+    }
+
+    fn listed_batch(keys: &[(i64, i64)]) -> OpenBatch {
+        OpenBatch {
+            keys: Some(keys.iter().copied().collect()),
+            ..OpenBatch::new("20:20:".into(), 0, 0)
+        }
+    }
+
+    #[test]
+    fn the_next_read_of_a_large_batch_is_its_next_listed_keys() {
+        let at = position(Some(listed_batch(&[(4, 104), (5, 105), (6, 106)])));
+        let expected = next_read(&at, 2).unwrap();
+        assert_eq!(
+            expected,
+            Expected::Listed {
+                snapshot: "20:20:".into(),
+                keys: vec![(4, 104), (5, 105)],
+            }
+        );
+        // Published whole: the list is untouched, the prefetch is used.
+        assert!(prefetch_fits(&at, &expected, 2));
+        // A failure pushed this page's unpublished keys back to the front: not used.
+        let mut failed = at.clone();
+        failed.open.as_mut().unwrap().keys.as_mut().unwrap().push_front((3, 103));
+        assert!(!prefetch_fits(&failed, &expected, 2));
+    }
+
+    #[test]
+    fn the_next_read_after_a_whole_batch_is_a_new_batch_after_its_snapshot() {
+        let at = position(Some(OpenBatch::new("20:20:".into(), 0, 0)));
+        let expected = next_read(&at, 1000).unwrap();
+        assert_eq!(
+            expected,
+            Expected::NewBatch {
+                done: "20:20:".into()
+            }
+        );
+        // The batch completed: its snapshot is now the done one.
+        let completed = Position {
+            done: "20:20:".into(),
+            open: None,
+            ..at.clone()
+        };
+        assert!(prefetch_fits(&completed, &expected, 1000));
+        // It did not (a failure left it open): not used.
+        assert!(!prefetch_fits(&at, &expected, 1000));
+        // Old ranges' positions still carried (re-cut): not what the prefetch read.
+        let carried = Position {
+            carried: Some("{}".into()),
+            ..completed.clone()
+        };
+        assert!(!prefetch_fits(&carried, &expected, 1000));
+        // Another done snapshot: not used.
+        let elsewhere = Position {
+            done: "30:30:".into(),
+            ..completed
+        };
+        assert!(!prefetch_fits(&elsewhere, &expected, 1000));
+        assert_eq!(next_read(&position(None), 1000), None);
     }
 
     #[tokio::test]

@@ -23,6 +23,7 @@ mod handle;
 mod maintenance;
 mod messages;
 mod partition;
+mod prefetch;
 mod quarantine;
 mod refusal;
 mod supervisor;

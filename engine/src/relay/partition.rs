@@ -271,6 +271,7 @@ impl Partition {
                 deduplication_reported: String::new(),
                 deduplication_known: 0,
                 stats: stats.clone(),
+                prefetch: None,
             }),
             idle_delay: Duration::from_millis(config.idle_poll_min_ms),
             config,
