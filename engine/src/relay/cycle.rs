@@ -221,12 +221,14 @@ async fn read(
         _ => None,
     };
     if let Some(keys) = position.open.as_mut().and_then(|open| open.keys.as_mut()) {
-        return take_listed(keys, batch_size, async |taken: &[(i64, i64)]| {
-            match prefetched {
+        return take_listed(
+            keys,
+            batch_size,
+            async |taken: &[(i64, i64)]| match prefetched {
                 Some(Fetched::Rows(rows)) => Ok(rows),
                 _ => store::read_keys(&mut *pool.get().await?, taken).await,
-            }
-        })
+            },
+        )
         .await;
     }
     let page = match prefetched {
@@ -274,9 +276,7 @@ fn prefetch_fits(position: &Position, expected: &Expected, batch_size: usize) ->
                     .as_ref()
                     .is_some_and(|listed| listed.iter().take(batch_size).eq(keys.iter()))
         }
-        (Expected::NewBatch { done }, None) => {
-            *done == position.done && position.carried.is_none()
-        }
+        (Expected::NewBatch { done }, None) => *done == position.done && position.carried.is_none(),
         _ => false,
     }
 }
@@ -752,7 +752,14 @@ mod tests {
         assert!(prefetch_fits(&at, &expected, 2));
         // A failure pushed this page's unpublished keys back to the front: not used.
         let mut failed = at.clone();
-        failed.open.as_mut().unwrap().keys.as_mut().unwrap().push_front((3, 103));
+        failed
+            .open
+            .as_mut()
+            .unwrap()
+            .keys
+            .as_mut()
+            .unwrap()
+            .push_front((3, 103));
         assert!(!prefetch_fits(&failed, &expected, 2));
     }
 
