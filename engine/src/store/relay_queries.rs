@@ -12,6 +12,7 @@
 
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Double, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures::TryStreamExt;
 
 use super::prepared::prepared;
 use super::StoreError;
@@ -96,8 +97,9 @@ pub async fn load_progress(
 
 #[derive(Debug, diesel::QueryableByName)]
 struct PageRow {
-    #[diesel(sql_type = Text)]
-    snapshot: SnapshotText,
+    /// On the page's rows (and the single row of an empty batch), not on listed keys.
+    #[diesel(sql_type = Nullable<Text>)]
+    snapshot: Option<SnapshotText>,
     /// The key of a batch event: null only on the single row of an empty batch.
     #[diesel(sql_type = Nullable<BigInt>)]
     key_seq: Option<i64>,
@@ -195,13 +197,14 @@ pub async fn read_page(
     limit: usize,
     carried: Option<&str>,
 ) -> Result<BatchPage, StoreError> {
-    let rows: Vec<PageRow> = prepared(concat!(
+    let rows = prepared(concat!(
         "WITH s AS MATERIALIZED (SELECT coalesce($7::pg_snapshot, pg_current_snapshot()) AS snap), \
          k AS MATERIALIZED (SELECT b.seq, b.tx, row_number() OVER (ORDER BY b.seq) AS n \
                               FROM (",
         batch_keys_sql!(),
         ") b) \
-         SELECT (SELECT snap::text FROM s) AS snapshot, p.* FROM (SELECT 1) one LEFT JOIN ( \
+         SELECT CASE WHEN p.key_seq IS NULL OR p.slot IS NOT NULL THEN (SELECT snap::text FROM s) END \
+                AS snapshot, p.* FROM (SELECT 1) one LEFT JOIN ( \
            SELECT k.seq AS key_seq, k.tx::text::bigint AS key_tx, e.slot, e.key, e.topic, \
                   e.event_type, e.payload, e.headers::text AS headers, e.event_id::text AS event_id, \
                   extract(epoch FROM e.created_at)::float8 AS created_s \
@@ -217,15 +220,17 @@ pub async fn read_page(
     .bind::<BigInt, _>(limit as i64)
     .bind::<Nullable<Text>, _>(carried)
     .bind::<Nullable<Text>, _>(batch)
-    .load(conn)
+    .load_stream::<PageRow>(conn)
     .await?;
-    let mut page = BatchPage {
-        snapshot: <[PageRow]>::first(&rows)
-            .map(|row| row.snapshot.clone())
-            .ok_or_else(|| StoreError::Query("batch read returned no snapshot".into()))?,
-        ..BatchPage::default()
-    };
-    for row in rows {
+    // Streamed and sorted out row by row: a backlog's first read lists every key of the
+    // batch, and holding them all as full rows first took ~230 bytes per key.
+    let mut rows = std::pin::pin!(rows);
+    let mut snapshot = None;
+    let mut page = BatchPage::default();
+    while let Some(row) = rows.try_next().await? {
+        if snapshot.is_none() {
+            snapshot = row.snapshot.clone();
+        }
         if row.key_seq.is_none() {
             continue;
         }
@@ -234,6 +239,8 @@ pub async fn read_page(
             Err(key) => page.rest.push(key),
         }
     }
+    page.snapshot =
+        snapshot.ok_or_else(|| StoreError::Query("batch read returned no snapshot".into()))?;
     // Sorted here rather than by the statement: cheaper than a sort of every listed key.
     page.events.sort_unstable_by_key(|event| event.seq);
     page.rest.sort_unstable();
