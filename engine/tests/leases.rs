@@ -284,7 +284,9 @@ async fn a_large_batch_is_read_as_a_page_and_a_list_of_the_rest() {
     let rest: Vec<i64> = page.rest.iter().map(|k| k.0).collect();
     assert_eq!(first, seqs[..10]);
     assert_eq!(rest, seqs[10..]);
-    let fetched = store::read_keys(&mut conn, &page.rest).await.unwrap();
+    let fetched = store::read_keys(&mut conn, &lease, &page.rest)
+        .await
+        .unwrap();
     let fetched: Vec<i64> = fetched.iter().map(|e| e.seq).collect();
     assert_eq!(fetched, seqs[10..]);
     // Continuing the open batch after the first ten reads only the rest.
@@ -301,5 +303,50 @@ async fn a_large_batch_is_read_as_a_page_and_a_list_of_the_rest() {
     .unwrap();
     let next: Vec<i64> = next.events.iter().map(|e| e.seq).collect();
     assert_eq!(next, seqs[10..]);
+    db.drop_now().await;
+}
+
+/// Listed keys are fetched exactly, whatever their spread: a dense run by one scan of
+/// its sequence span (rows of that span that were not asked for are left out), keys far
+/// apart one by one.
+#[tokio::test]
+async fn listed_keys_are_fetched_exactly_whether_dense_or_spread() {
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    let me = member("reader", 60_000);
+    let owned = leases::tick(&mut conn, &me, false, Some(1), Duration::from_secs(5))
+        .await
+        .unwrap()
+        .owned;
+    let lease = Lease::new(
+        owned[0].range,
+        owned[0].epoch,
+        Instant::now() + Duration::from_secs(60),
+    );
+    for i in 0..40 {
+        let event = NewEvent::new(format!("k{}", i % 4), "t", "E", vec![i as u8]);
+        enqueue(&mut conn, &event).await.unwrap();
+    }
+    let page = store::read_page(&mut conn, &lease, store::EMPTY_SNAPSHOT, None, 0, 4, None)
+        .await
+        .unwrap();
+    assert_eq!(page.rest.len(), 36);
+    let seqs_of = |keys: &[(i64, i64)]| keys.iter().map(|k| k.0).collect::<Vec<_>>();
+    let cases: [(&str, Vec<(i64, i64)>); 4] = [
+        ("a dense run", page.rest[..12].to_vec()),
+        (
+            "every third key",
+            page.rest.iter().step_by(3).copied().collect(),
+        ),
+        ("two keys far apart", vec![page.rest[0], page.rest[35]]),
+        ("one key", vec![page.rest[7]]),
+    ];
+    for (case, keys) in cases {
+        let fetched = store::read_keys(&mut conn, &lease, &keys).await.unwrap();
+        let fetched: Vec<i64> = fetched.iter().map(|e| e.seq).collect();
+        assert_eq!(fetched, seqs_of(&keys), "{case}");
+    }
+    let none = store::read_keys(&mut conn, &lease, &[]).await.unwrap();
+    assert!(none.is_empty());
     db.drop_now().await;
 }

@@ -226,7 +226,7 @@ async fn read(
             batch_size,
             async |taken: &[(i64, i64)]| match prefetched {
                 Some(Fetched::Rows(rows)) => Ok(rows),
-                _ => store::read_keys(&mut *pool.get().await?, taken).await,
+                _ => store::read_keys(&mut *pool.get().await?, lease, taken).await,
             },
         )
         .await;

@@ -62,9 +62,9 @@ impl Prefetch {
         let handle = tokio::spawn(async move {
             let mut conn = pool.get().await?;
             match read {
-                Expected::Listed { keys, .. } => {
-                    Ok(Fetched::Rows(store::read_keys(&mut conn, &keys).await?))
-                }
+                Expected::Listed { keys, .. } => Ok(Fetched::Rows(
+                    store::read_keys(&mut conn, &lease, &keys).await?,
+                )),
                 Expected::NewBatch { done } => Ok(Fetched::Page(
                     store::read_page(&mut conn, &lease, &done, None, 0, batch_size, None).await?,
                 )),
