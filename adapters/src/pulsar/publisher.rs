@@ -247,11 +247,17 @@ impl PulsarPublisher {
     ) -> PublishOutcome {
         let mut acknowledged = 0;
         let mut events = events.into_iter().peekable();
-        let limit = self.chunk_byte_limit();
-        let most = if self.batching() {
-            self.config.batch_max_messages as usize
+        // The engine producer splits a chunk into broker batches itself and keeps several
+        // in flight (see `send_chunk_engine`): its chunk is a whole run of one topic.
+        let (limit, most) = if self.uses_engine() {
+            (usize::MAX, usize::MAX)
+        } else if self.batching() {
+            (
+                self.chunk_byte_limit(),
+                self.config.batch_max_messages as usize,
+            )
         } else {
-            1
+            (self.chunk_byte_limit(), 1)
         };
         while let Some(first) = events.peek() {
             if !may_send() {
@@ -271,7 +277,7 @@ impl PulsarPublisher {
             };
             let short_topic = first.topic.clone();
             let mut chunk = Vec::new();
-            let mut bytes = 0;
+            let mut bytes = 0usize;
             while let Some(next) = events.peek() {
                 let size = encoded_size(next);
                 if size > self.config.max_message_bytes {
@@ -288,20 +294,21 @@ impl PulsarPublisher {
                     }
                     break; // send what precedes it first
                 }
-                let full = chunk.len() >= most || (!chunk.is_empty() && bytes + size > limit);
+                let full = chunk.len() >= most
+                    || (!chunk.is_empty() && bytes.saturating_add(size) > limit);
                 if next.topic != short_topic || full {
                     break;
                 }
-                bytes += size;
+                bytes = bytes.saturating_add(size);
                 chunk.push(events.next().expect("peeked just above"));
             }
             let sent = chunk.len();
             match self.send_chunk(&topic, chunk).await {
                 Ok(()) => acknowledged += sent,
-                Err(error) => {
+                Err((prefix, error)) => {
                     self.discard_producer(&topic);
                     return PublishOutcome {
-                        acknowledged,
+                        acknowledged: acknowledged + prefix,
                         failure: Some(error),
                     };
                 }
@@ -325,17 +332,29 @@ impl PulsarPublisher {
             .max(1)
     }
 
-    /// Sends one chunk as one broker batch (or, without batching, one message) and waits
-    /// for the broker's receipt, bounded by the operation timeout.
+    /// Sends one chunk and waits for the broker's receipts, bounded by the operation
+    /// timeout. On failure, also says how many of the chunk's first events the broker
+    /// acknowledged.
     async fn send_chunk(
         &mut self,
         topic: &str,
         chunk: Vec<OutgoingEvent>,
-    ) -> Result<(), PublishError> {
+    ) -> Result<(), (usize, PublishError)> {
         if self.uses_engine() {
             // Boxed: each path's state machine is large, and futures nest deeply in callers.
             return Box::pin(self.send_chunk_engine(topic, chunk)).await;
         }
+        self.send_chunk_stock(topic, chunk)
+            .await
+            .map_err(|error| (0, error))
+    }
+
+    /// The stock producer's chunk: one broker batch (or, without batching, one message).
+    async fn send_chunk_stock(
+        &mut self,
+        topic: &str,
+        chunk: Vec<OutgoingEvent>,
+    ) -> Result<(), PublishError> {
         let deadline = self.config.operation_timeout() + RECEIPT_GRACE;
         let operation_timeout_ms = self.config.operation_timeout_ms;
         let batching = self.batching();
@@ -390,70 +409,106 @@ impl PulsarPublisher {
         }
     }
 
-    /// The engine producer's chunk: events the broker already holds under this producer
-    /// name (id at or below what it reported) count as acknowledged and are not sent.
+    /// The engine producer's chunk, a run of one topic: events the broker already holds
+    /// under this producer name (id at or below what it reported) count as acknowledged
+    /// and are not sent. The rest leave as broker batches (cut by count and bytes, and by
+    /// key with `batch_by_key`), all sent before the first receipt is awaited: one
+    /// producer's batches are stored in the order they arrive and a failed one fails
+    /// every later one, so the broker still holds a prefix of the chunk, and the round
+    /// trip is paid once per chunk instead of once per batch.
     async fn send_chunk_engine(
         &mut self,
         topic: &str,
         chunk: Vec<OutgoingEvent>,
-    ) -> Result<(), PublishError> {
+    ) -> Result<(), (usize, PublishError)> {
         let timeout = self.config.operation_timeout();
         if !self.engine.contains_key(topic) {
-            let name = self.producer_name.clone().unwrap_or_default();
-            if self.dial.is_none() {
-                let dial =
-                    engine_dial(&self.config)
-                        .await
-                        .map_err(|reason| PublishError::Connect {
-                            url: self.config.url.clone(),
-                            reason,
-                        })?;
-                self.dial = Some(dial);
-            }
-            let dial = self.dial.as_ref().expect("set just above");
-            let producer = EngineProducer::create(&self.config.url, topic, &name, timeout, dial)
+            let producer = self
+                .create_engine_producer(topic, timeout)
                 .await
-                .map_err(|error| engine_creation_error(topic, error))?;
-            tracing::debug!(%topic, producer = %name, last_persisted = producer.last_persisted, "engine producer ready");
+                .map_err(|error| (0, error))?;
             self.engine.insert(topic.to_owned(), producer);
-            self.check_deduplication(topic, &name);
         }
+        let most = if self.batching() {
+            self.config.batch_max_messages as usize
+        } else {
+            1
+        };
+        let limit = self.chunk_byte_limit();
+        let by_key = self.config.batch_by_key;
         let producer = self.engine.get_mut(topic).expect("inserted just above");
         let last = producer.last_persisted;
-        let items = chunk
+        let ids: Vec<u64> = chunk.iter().map(|event| event.sequence_id).collect();
+        let mut batches: Vec<Vec<BatchItem>> = Vec::new();
+        let mut bytes = 0usize;
+        for event in chunk
             .into_iter()
             .filter(|event| event.sequence_id as i64 > last)
-            .map(to_batch_item);
-        // With batch_by_key, one broker batch per run of one key (in order), all sent
-        // before the first receipt is awaited.
-        let mut batches: Vec<Vec<BatchItem>> = Vec::new();
-        for item in items {
+        {
+            let size = encoded_size(&event);
+            let item = to_batch_item(event);
             match batches.last_mut() {
                 Some(run)
-                    if !self.config.batch_by_key
-                        || run.last().is_some_and(|last| last.key == item.key) =>
+                    if run.len() < most
+                        && bytes.saturating_add(size) <= limit
+                        && (!by_key || run.last().is_some_and(|last| last.key == item.key)) =>
                 {
+                    bytes = bytes.saturating_add(size);
                     run.push(item)
                 }
-                _ => batches.push(vec![item]),
+                _ => {
+                    bytes = size;
+                    batches.push(vec![item])
+                }
             }
         }
         match producer.send_batches(batches).await {
             Ok(()) => Ok(()),
             Err(error) => {
+                // Ids increase along the chunk: those the broker confirmed are a prefix.
+                let persisted = producer.last_persisted;
+                let prefix = ids.iter().take_while(|&&id| id as i64 <= persisted).count();
                 self.engine.remove(topic);
-                Err(match error {
-                    WireError::Timeout(timeout) => PublishError::Timeout {
-                        topic: topic.to_owned(),
-                        timeout,
+                Err((
+                    prefix,
+                    match error {
+                        WireError::Timeout(timeout) => PublishError::Timeout {
+                            topic: topic.to_owned(),
+                            timeout,
+                        },
+                        other => PublishError::Send {
+                            topic: topic.to_owned(),
+                            reason: other.to_string(),
+                        },
                     },
-                    other => PublishError::Send {
-                        topic: topic.to_owned(),
-                        reason: other.to_string(),
-                    },
-                })
+                ))
             }
         }
+    }
+
+    /// Connects an engine producer for `topic` under this publisher's producer name.
+    async fn create_engine_producer(
+        &mut self,
+        topic: &str,
+        timeout: std::time::Duration,
+    ) -> Result<EngineProducer, PublishError> {
+        let name = self.producer_name.clone().unwrap_or_default();
+        if self.dial.is_none() {
+            let dial = engine_dial(&self.config)
+                .await
+                .map_err(|reason| PublishError::Connect {
+                    url: self.config.url.clone(),
+                    reason,
+                })?;
+            self.dial = Some(dial);
+        }
+        let dial = self.dial.as_ref().expect("set just above");
+        let producer = EngineProducer::create(&self.config.url, topic, &name, timeout, dial)
+            .await
+            .map_err(|error| engine_creation_error(topic, error))?;
+        tracing::debug!(%topic, producer = %name, last_persisted = producer.last_persisted, "engine producer ready");
+        self.check_deduplication(topic, &name);
+        Ok(producer)
     }
 
     /// Learns, in the background, whether the broker deduplicates `topic`, and says so
