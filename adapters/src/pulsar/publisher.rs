@@ -226,14 +226,18 @@ impl PulsarPublisher {
 
     /// Publishes `events` in order and reports the acknowledged prefix.
     ///
-    /// Stop-and-wait by chunk: a chunk is a run of consecutive events of one topic that
-    /// fits one broker batch (count and bytes), sent as exactly one broker batch, and the
-    /// next chunk leaves only after the broker acknowledged it. A broker batch is stored
-    /// whole or not at all, so whatever failure happens (an expiry during an outage, a
-    /// failed write, a dropped connection) the broker holds a prefix of what was sent, and
-    /// nothing of a later chunk can be stored ahead of an earlier one that failed. After a
-    /// failure the chunk's producer is closed and discarded, so nothing it still holds is
-    /// sent again behind the events the caller will resend.
+    /// Stop-and-wait by chunk, the next chunk leaving only after the broker acknowledged
+    /// the previous one. With the stock producer a chunk is a run of consecutive events
+    /// of one topic that fits one broker batch (count and bytes), sent as exactly one
+    /// broker batch; a broker batch is stored whole or not at all. With the engine
+    /// producer a chunk is a whole run of one topic, cut into broker batches that all
+    /// leave before the first receipt is awaited: the broker stores one producer's
+    /// batches in arrival order and fails every later write after a failed one. Either
+    /// way, whatever failure happens (an expiry during an outage, a failed write, a
+    /// dropped connection) the broker holds a prefix of what was sent, and nothing of a
+    /// later chunk can be stored ahead of an earlier one that failed. After a failure
+    /// the chunk's producer is closed and discarded, so nothing it still holds is sent
+    /// again behind the events the caller will resend.
     ///
     /// Callers wanting several topics to share few round trips should group the events by
     /// topic first (per key and topic, order is kept by any stable grouping).
