@@ -256,22 +256,27 @@ async fn a_member_stopped_inside_its_tick_does_not_block_the_group() {
     db.drop_now().await;
 }
 
+/// One member takes the single range of a one-partition layout.
+async fn whole_range_lease(conn: &mut AsyncPgConnection) -> Lease {
+    let me = member("reader", 60_000);
+    let owned = leases::tick(conn, &me, false, Some(1), Duration::from_secs(5))
+        .await
+        .unwrap()
+        .owned;
+    Lease::new(
+        owned[0].range,
+        owned[0].epoch,
+        Instant::now() + Duration::from_secs(60),
+    )
+}
+
 /// A batch larger than a page: the first read returns a page of events whole and lists
 /// the rest by key, in sequence order; fetching those keys returns exactly the rest.
 #[tokio::test]
 async fn a_large_batch_is_read_as_a_page_and_a_list_of_the_rest() {
     let db = TestDb::create().await;
     let mut conn = db.connect().await;
-    let me = member("reader", 60_000);
-    let owned = leases::tick(&mut conn, &me, false, Some(1), Duration::from_secs(5))
-        .await
-        .unwrap()
-        .owned;
-    let lease = Lease::new(
-        owned[0].range,
-        owned[0].epoch,
-        Instant::now() + Duration::from_secs(60),
-    );
+    let lease = whole_range_lease(&mut conn).await;
     let mut seqs = Vec::new();
     for i in 0..25 {
         let event = NewEvent::new(format!("k{}", i % 3), "t", "E", vec![i as u8]);
@@ -313,16 +318,7 @@ async fn a_large_batch_is_read_as_a_page_and_a_list_of_the_rest() {
 async fn listed_keys_are_fetched_exactly_whether_dense_or_spread() {
     let db = TestDb::create().await;
     let mut conn = db.connect().await;
-    let me = member("reader", 60_000);
-    let owned = leases::tick(&mut conn, &me, false, Some(1), Duration::from_secs(5))
-        .await
-        .unwrap()
-        .owned;
-    let lease = Lease::new(
-        owned[0].range,
-        owned[0].epoch,
-        Instant::now() + Duration::from_secs(60),
-    );
+    let lease = whole_range_lease(&mut conn).await;
     for i in 0..40 {
         let event = NewEvent::new(format!("k{}", i % 4), "t", "E", vec![i as u8]);
         enqueue(&mut conn, &event).await.unwrap();
