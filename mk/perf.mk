@@ -9,6 +9,8 @@
 #   make load LOAD_ARGS="--mode steady --duration 15 --json"
 #   make tune                                   # full sweep -> docs/benchmarks.md, docs/plots/
 #   make tune TUNE_ARGS=--quick                 # ~2 minute sweep, to test it end to end
+#   make debezium                               # CPU per event: Debezium's outbox relay vs ours
+#   make debezium DEBEZIUM_SECS=60              #   (scripts/bench/debezium.sh; ~4 min at 30 s)
 #
 # Both build the release relay (`outbox-relay`, which the driver runs as a child process
 # to measure its CPU and memory) before the driver. `outbox-load load --help` lists
@@ -20,7 +22,8 @@ LOAD_ARGS ?=
 TUNE_ARGS ?=
 PERF_BUILD = $(CARGO) build --release -q -p outbox-engine --features cli --bin outbox-relay
 
-.PHONY: load tune
+.PHONY: load tune debezium
+DEBEZIUM_SECS ?= 30
 
 load: toolchain services
 	@$(SERVICES_ENV); $(PERF_BUILD) && \
@@ -29,3 +32,6 @@ load: toolchain services
 tune: toolchain services
 	@$(SERVICES_ENV); $(PERF_BUILD) && \
 	  $(CARGO) run --release -q -p outbox-load -- tune $(TUNE_ARGS)
+
+debezium: toolchain services
+	scripts/bench/debezium.sh $(DEBEZIUM_SECS)
