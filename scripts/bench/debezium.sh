@@ -27,13 +27,19 @@ cd "$(dirname "$0")/../.."
 eval "$(scripts/services/services.sh env)"
 
 SECS=${1:-30}
+# The relay's latency leaves out its first 5 s (its start), so a phase must be longer.
+[[ "$SECS" =~ ^[0-9]+$ ]] && [ "$SECS" -gt 5 ] || { echo "debezium bench: SECS must be a whole number of seconds above 5, got '$SECS'" >&2; exit 2; }
 RATE=${RATE:-5000}
 EVENTS_PER_TX=${EVENTS_PER_TX:-10}
 PARTITIONS=${PARTITIONS:-1 4}
 WARMUP_SECS=10
 PG_PORT=${OUTBOX_PG_PORT:-55432}
-PG_VERSION=$(ls /usr/lib/postgresql | sort -n | tail -1)
-PGBENCH=/usr/lib/postgresql/$PG_VERSION/bin/pgbench
+# The script restarts the cluster and changes a role: only the project's own cluster.
+[ "${OUTBOX_PG_MANAGED:-}" = 1 ] || { echo "debezium bench: DATABASE_URL points at a PostgreSQL of your own; this bench restarts the cluster and alters its role, so it runs only on the one scripts/services/pg.sh manages (unset DATABASE_URL)" >&2; exit 2; }
+# As scripts/services/pg.sh chooses it.
+PG_VERSION=${OUTBOX_PG_VERSION:-$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/postgres' | awk -F/ '{print $5}' | sort -n | tail -1)}
+PGBENCH=$(command -v pgbench || echo "/usr/lib/postgresql/$PG_VERSION/bin/pgbench")
+[ -x "$PGBENCH" ] || { echo "debezium bench: pgbench not found (Debian package postgresql-client)" >&2; exit 1; }
 db="outbox_bench_dbz_$$"
 slot="outbox_bench_dbz_$$"
 admin_url=$DATABASE_URL
@@ -96,7 +102,7 @@ SQL
 
 DBZ_PG_HOST=127.0.0.1 DBZ_PG_PORT=$PG_PORT DBZ_PG_USER=outbox DBZ_PG_PASSWORD=outbox DBZ_PG_DB=$db \
   DBZ_SLOT=$slot DBZ_PUBLICATION=outbox_bench_dbz DBZ_OFFSETS=$work/offsets.dat DBZ_COUNT_FILE=$work/count \
-  DBZ_PULSAR_URL=${PULSAR_URL:-pulsar://127.0.0.1:6650} \
+  DBZ_PULSAR_URL=$PULSAR_URL \
   java -cp "benches/debezium/target/classes:$(cat benches/debezium/target/classpath.txt)" \
   outbox.bench.DebeziumOutboxBaseline >"$work/debezium.log" 2>&1 &
 dbz_pid=$!
@@ -106,18 +112,22 @@ until [ "$(su_psql -d "$db" -c "SELECT active FROM pg_replication_slots WHERE sl
   kill -0 "$dbz_pid" 2>/dev/null || { log "Debezium exited"; tail -20 "$work/debezium.log" >&2; exit 1; }
   sleep 0.5
 done
-walsender=$(su_psql -d "$db" -c "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '$slot'")
+walsender() { su_psql -c "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '$slot'"; }
 
 log "warming up: ${WARMUP_SECS} s at $RATE events/s"
 load "$WARMUP_SECS"
 wait_published "$(written)"
 before=$(written)
+# Read after the warm-up: Debezium may open the slot on one connection and stream on
+# another, and only the streaming WAL sender does the decoding.
+walsender=$(walsender)
 dbz0=$(cpu_s "$dbz_pid"); wal0=$(cpu_s "$walsender"); t0=$(date +%s.%N)
 log "measuring: ${SECS} s at $RATE events/s"
 load "$SECS"
 after=$(written)
 wait_published "$after"
 dbz1=$(cpu_s "$dbz_pid"); wal1=$(cpu_s "$walsender"); t1=$(date +%s.%N)
+[ "$(walsender)" = "$walsender" ] || { log "the WAL sender changed during the measurement (Debezium reconnected); run again"; exit 1; }
 rss_mb=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$dbz_pid/status")
 events=$((after - before))
 awk -v e="$events" -v d0="$dbz0" -v d1="$dbz1" -v w0="$wal0" -v w1="$wal1" -v t0="$t0" -v t1="$t1" -v rss="$rss_mb" -v rate="$RATE" 'BEGIN {
