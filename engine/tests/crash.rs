@@ -114,5 +114,6 @@ async fn relay_killed_mid_stream_loses_nothing_and_keeps_order() {
         ledger.duplicates,
         100.0 * ledger.duplicates as f64 / committed.len() as f64
     );
+    assert_audit_trail_clean(&db).await;
     db.drop_now().await;
 }

@@ -234,5 +234,6 @@ async fn concurrent_writers_out_of_order_commits_and_rollbacks() {
         ledger.duplicates
     );
     relay.shutdown().await.expect("graceful shutdown");
+    assert_audit_trail_clean(&db).await;
     db.drop_now().await;
 }

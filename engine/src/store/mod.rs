@@ -11,6 +11,7 @@
 //! - Published rows are never updated or deleted one by one; [`retention`] retires whole
 //!   partitions.
 
+pub mod audit;
 pub mod dead_letters;
 mod error;
 // The relay's membership and lease queries, public only for the engine's tests.

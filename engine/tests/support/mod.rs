@@ -391,3 +391,16 @@ pub async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
         .unwrap()
         .n
 }
+
+/// The batch audit trail of `db` joins up: no range passed an event without publishing
+/// or parking it (`outbox-relay audit`, `outbox_engine::store::audit`).
+pub async fn assert_audit_trail_clean(db: &TestDb) {
+    let mut conn = db.connect().await;
+    let skipped = outbox_engine::store::audit::skipped_events(&mut conn)
+        .await
+        .expect("audit trail");
+    assert!(
+        skipped.is_empty(),
+        "events passed without publishing: {skipped:?}"
+    );
+}

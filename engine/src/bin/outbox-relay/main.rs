@@ -55,6 +55,10 @@ enum Command {
     /// done; exit 3 when nothing matched (nothing changed).
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Check the retained batch audit trail for events a range passed without publishing
+    /// or parking them. Exit 0 when there are none; exit 4 when there are, each stretch
+    /// printed with the `replay` command that republishes it.
+    Audit,
 }
 
 #[derive(Debug, Args)]
@@ -228,7 +232,50 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pause(args) => runtime.block_on(pause(&config, args, true)),
         Command::Resume(args) => runtime.block_on(pause(&config, args, false)),
         Command::Dlq(command) => runtime.block_on(dlq::run(&config, command, &operator())),
+        Command::Audit => runtime.block_on(audit(&config)),
     }
+}
+
+/// Exit status of `audit` when events were skipped.
+const EXIT_EVENTS_SKIPPED: u8 = 4;
+
+/// `audit`: stretches of the batch trail that passed events nobody published.
+async fn audit(config: &RelayConfig) -> anyhow::Result<()> {
+    let shown = store::redact_url(&config.database_url);
+    let mut conn = store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("connecting to {shown}"))?;
+    let skipped = store::audit::skipped_events(&mut conn)
+        .await
+        .context("reading the batch audit trail")?;
+    if skipped.is_empty() {
+        println!("audit: every event the ranges passed in the retained trail was published or parked ({shown})");
+        return Ok(());
+    }
+    let total: i64 = skipped.iter().map(|s| s.events).sum();
+    for stretch in &skipped {
+        println!(
+            "range {}-{}: {} event(s), seq {}..={}, passed without publishing between {} and {} (recorded {}); republish: outbox-relay replay --range {}-{} --from-seq {} --to-seq {}",
+            stretch.range_start,
+            stretch.range_end,
+            stretch.events,
+            stretch.first_seq,
+            stretch.last_seq,
+            stretch.done_before,
+            stretch.done_after,
+            stretch.recorded_at,
+            stretch.range_start,
+            stretch.range_end,
+            stretch.first_seq,
+            stretch.last_seq,
+        );
+    }
+    eprintln!(
+        "outbox-relay: audit found {total} event(s) in {} stretch(es) recorded as done but never published; \
+         replay them with the commands above (the seq bounds may include published events: consumers see those as duplicates)",
+        skipped.len()
+    );
+    std::process::exit(EXIT_EVENTS_SKIPPED.into());
 }
 
 /// Who runs an operator command, for the record: user@host.
