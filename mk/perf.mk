@@ -11,6 +11,8 @@
 #   make tune TUNE_ARGS=--quick                 # ~2 minute sweep, to test it end to end
 #   make debezium                               # CPU per event: Debezium's outbox relay vs ours
 #   make debezium DEBEZIUM_SECS=60              #   (scripts/bench/debezium.sh; ~4 min at 30 s)
+#   make hunt-loss HUNT_RUNS=40                 # repeat short steady loads until one loses
+#                                               #   events (scripts/bench/hunt-loss.sh, ~25 s a run)
 #
 # Both build the release relay (`outbox-relay`, which the driver runs as a child process
 # to measure its CPU and memory) before the driver. `outbox-load load --help` lists
@@ -22,8 +24,9 @@ LOAD_ARGS ?=
 TUNE_ARGS ?=
 PERF_BUILD = $(CARGO) build --release -q -p outbox-engine --features cli --bin outbox-relay
 
-.PHONY: load tune debezium
+.PHONY: load tune debezium hunt-loss
 DEBEZIUM_SECS ?= 30
+HUNT_RUNS ?= 20
 
 load: toolchain services
 	@$(SERVICES_ENV); $(PERF_BUILD) && \
@@ -35,3 +38,6 @@ tune: toolchain services
 
 debezium: toolchain services
 	scripts/bench/debezium.sh $(DEBEZIUM_SECS)
+
+hunt-loss: toolchain services
+	scripts/bench/hunt-loss.sh $(HUNT_RUNS)
