@@ -42,6 +42,19 @@ async fn audit_row(conn: &mut AsyncPgConnection, from: &str, to: &str, events: i
     .unwrap();
 }
 
+/// Records the whole slot space's current position (its done snapshot), as the relay does.
+async fn set_done(conn: &mut AsyncPgConnection, done: &str) {
+    diesel::sql_query(
+        "INSERT INTO outbox_progress (range_start, range_end, done_snapshot) \
+         VALUES (0, 1023, $1::pg_snapshot) \
+         ON CONFLICT (range_start, range_end) DO UPDATE SET done_snapshot = excluded.done_snapshot",
+    )
+    .bind::<Text, _>(done)
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
 async fn one_event(conn: &mut AsyncPgConnection, topic: &str, key: &str) -> i64 {
     enqueue(conn, &NewEvent::new(key, topic, "E", b"x".to_vec()))
         .await
@@ -118,15 +131,7 @@ async fn audit_reports_events_the_trail_passed_without_publishing() {
     // batch published.
     let tail = one_event(&mut conn, &topic, "d").await;
     let s6 = snapshot(&mut conn).await;
-    diesel::sql_query(
-        "INSERT INTO outbox_progress (range_start, range_end, done_snapshot) \
-         VALUES (0, 1023, $1::pg_snapshot) \
-         ON CONFLICT (range_start, range_end) DO UPDATE SET done_snapshot = excluded.done_snapshot",
-    )
-    .bind::<Text, _>(&s6)
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    set_done(&mut conn, &s6).await;
     let found = skipped_events(&mut conn).await.unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!((found[0].first_seq, found[0].last_seq), (tail, tail));
@@ -139,11 +144,7 @@ async fn audit_reports_events_the_trail_passed_without_publishing() {
     let other = one_event(&mut conn, &topic, "f").await;
     let s7 = snapshot(&mut conn).await;
     audit_row(&mut conn, &s6, &s7, 1).await;
-    diesel::sql_query("UPDATE outbox_progress SET done_snapshot = $1::pg_snapshot WHERE range_start = 0 AND range_end = 1023")
-        .bind::<Text, _>(&s7)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    set_done(&mut conn, &s7).await;
     let found = skipped_events(&mut conn).await.unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].events, 1);
